@@ -1,0 +1,178 @@
+"""Pretrained weights: a pooch registry of files with their sha256, cached per user.
+
+Files are looked up in this order:
+
+1. a local path given by the caller (checked against the registry hash when the file name is
+   registered);
+2. the copy shipped inside the package (``jwst_embed/data``), for the default model, so that a
+   fresh install works offline;
+3. the user cache (``pooch.os_cache("jwst_embed")``, or ``$JWST_EMBED_CACHE``), downloading from
+   the base URL (``$JWST_EMBED_WEIGHTS_URL`` overrides the default) when missing.
+
+Every file is verified against its registered sha256 before it is used; a corrupted or tampered
+file is refused and never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+__all__ = [
+    "WeightsFile",
+    "REGISTRY",
+    "DEFAULT_BASE_URL",
+    "cache_dir",
+    "base_url",
+    "fetch_weights",
+    "sha256_of",
+    "WeightsError",
+]
+
+#: Where released weights live unless ``$JWST_EMBED_WEIGHTS_URL`` points elsewhere.
+DEFAULT_BASE_URL = "https://github.com/jwst-embed/jwst_embed/releases/download/weights-v1/"
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, unreachable or fails its hash check."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One registered weights file.
+
+    Parameters
+    ----------
+    name : str
+        Short model name users pass (e.g. ``"default"``).
+    filename : str
+        File name in the cache, on the server and in the package data folder.
+    sha256 : str
+        Expected sha256 of the file (hex).
+    shipped : bool
+        Whether a copy ships inside the package.
+    """
+
+    name: str
+    filename: str
+    sha256: str
+    shipped: bool = False
+
+
+#: Registered weights, by model name. Filled as models are released.
+REGISTRY: dict[str, WeightsFile] = {}
+
+
+def cache_dir() -> Path:
+    """The folder where downloaded weights are cached.
+
+    ``$JWST_EMBED_CACHE`` if set, else ``pooch.os_cache("jwst_embed")`` (e.g.
+    ``~/.cache/jwst_embed`` on Linux).
+    """
+    import pooch
+
+    override = os.environ.get("JWST_EMBED_CACHE")
+    return Path(override).expanduser() if override else Path(pooch.os_cache("jwst_embed"))
+
+
+def base_url() -> str:
+    """The URL weights are downloaded from (``$JWST_EMBED_WEIGHTS_URL`` overrides the default)."""
+    url = os.environ.get("JWST_EMBED_WEIGHTS_URL", DEFAULT_BASE_URL)
+    return url if url.endswith("/") else url + "/"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str) -> Path:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise WeightsError(
+            f"weights file {path} fails its hash check (sha256 {actual}, expected {expected}); it may be "
+            "corrupted or tampered with and was not loaded. Delete it and fetch it again."
+        )
+    return path
+
+
+def _shipped_path(entry: WeightsFile) -> Path | None:
+    if not entry.shipped:
+        return None
+    candidate = resources.files("jwst_embed").joinpath("data", entry.filename)
+    path = Path(str(candidate))
+    return path if path.is_file() else None
+
+
+def fetch_weights(name_or_path: str | os.PathLike = "default", progress: bool = False) -> Path:
+    """Return a local, verified path to a weights file.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A registered model name (see `REGISTRY`) or a path to a local file.
+    progress : bool
+        Show a download progress bar.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+
+    Raises
+    ------
+    WeightsError
+        If the file fails its hash check, or cannot be downloaded and is not cached (the message
+        says where to put the file or which URL to set).
+    ValueError
+        If the name is neither registered nor an existing file.
+    """
+    import pooch
+
+    candidate = Path(os.fspath(name_or_path)).expanduser()
+    if candidate.is_file():
+        registered = {entry.filename: entry for entry in REGISTRY.values()}
+        if candidate.name in registered:
+            _verify(candidate, registered[candidate.name].sha256)
+        return candidate
+    name = str(name_or_path)
+    if name not in REGISTRY:
+        raise ValueError(
+            f"unknown weights {name!r}: not a file and not a registered model; registered models: "
+            f"{', '.join(sorted(REGISTRY)) or 'none'}"
+        )
+    entry = REGISTRY[name]
+    shipped = _shipped_path(entry)
+    if shipped is not None:
+        return _verify(shipped, entry.sha256)
+
+    folder = cache_dir()
+    cached = folder / entry.filename
+    if cached.is_file():
+        return _verify(cached, entry.sha256)
+    url = base_url() + entry.filename
+    try:
+        path = pooch.retrieve(
+            url,
+            known_hash=f"sha256:{entry.sha256}",
+            fname=entry.filename,
+            path=folder,
+            progressbar=progress,
+        )
+    except ValueError as error:  # pooch's hash mismatch
+        raise WeightsError(
+            f"downloaded {url} fails its hash check and was discarded: {error}"
+        ) from None
+    except Exception as error:  # network errors come in many types (requests, OSError, ...)
+        raise WeightsError(
+            f"could not download weights {name!r} from {url} ({type(error).__name__}: {error}). "
+            f"Put {entry.filename} into {folder}, set JWST_EMBED_WEIGHTS_URL to a mirror, or pass "
+            "a local path."
+        ) from None
+    return Path(path)

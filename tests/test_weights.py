@@ -1,0 +1,81 @@
+"""Weights registry: downloads from a loopback server, hash checks, offline use."""
+
+import functools
+import http.server
+import threading
+
+import pytest
+
+from jwst_embed import weights
+from jwst_embed.weights import WeightsError, WeightsFile, fetch_weights, sha256_of
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A weights file served by an HTTP server on 127.0.0.1, registered as 'test-model'."""
+    root = tmp_path / "server"
+    root.mkdir()
+    payload = b"jwst_embed test weights " * 1000
+    (root / "test-model.pt").write_bytes(payload)
+    entry = WeightsFile("test-model", "test-model.pt", sha256_of(root / "test-model.pt"))
+    monkeypatch.setitem(weights.REGISTRY, "test-model", entry)
+    monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path / "cache"))
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", f"http://127.0.0.1:{server.server_address[1]}/")
+    state = {"server": server, "root": root, "payload": payload, "entry": entry}
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_then_offline(served, tmp_path):
+    path = fetch_weights("test-model")
+    assert path.read_bytes() == served["payload"]
+    assert path.parent == tmp_path / "cache"
+    served["server"].shutdown()
+    served["server"].server_close()
+    again = fetch_weights("test-model")  # server gone: the verified cache is used
+    assert again == path
+
+
+def test_tampered_download_refused(served, tmp_path):
+    (served["root"] / "test-model.pt").write_bytes(served["payload"] + b"evil")
+    with pytest.raises(WeightsError, match="hash"):
+        fetch_weights("test-model")
+    assert not (tmp_path / "cache" / "test-model.pt").exists()
+
+
+def test_tampered_cache_refused(served, tmp_path):
+    path = fetch_weights("test-model")
+    path.write_bytes(b"corrupted")
+    with pytest.raises(WeightsError, match="fails its hash check"):
+        fetch_weights("test-model")
+
+
+def test_no_network_no_cache_says_how(served, tmp_path):
+    served["server"].shutdown()
+    served["server"].server_close()
+    with pytest.raises(WeightsError, match="JWST_EMBED_WEIGHTS_URL"):
+        fetch_weights("test-model")
+
+
+def test_local_path_checked_when_registered(served, tmp_path):
+    local = tmp_path / "test-model.pt"
+    local.write_bytes(served["payload"])
+    assert fetch_weights(local) == local
+    local.write_bytes(b"tampered")
+    with pytest.raises(WeightsError):
+        fetch_weights(local)
+
+
+def test_unknown_name():
+    with pytest.raises(ValueError, match="registered models"):
+        fetch_weights("no-such-model")

@@ -22,7 +22,7 @@ from astropy.nddata import StdDevUncertainty
 from specutils import Spectrum
 from specutils.manipulation import FluxConservingResampler
 
-from jwst_embed.preprocessing.spectra import (
+from jwst_embed.preprocessing import (
     DEFAULT_SPECTRAL_GRID,
     clear_resampling_cache,
     preprocess_spectra,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from specutils import SpectralAxis, Spectrum
 from specutils.manipulation import FluxConservingResampler
 
-from jwst_embed.preprocessing.spectra import (
+from jwst_embed.preprocessing import (
     DEFAULT_SPECTRAL_GRID,
     SpectralGrid,
     SpectrumArrays,

@@ -1,0 +1,367 @@
+"""The multimodal model: encoders, projections to the shared space, fusion, spectrum decoder.
+
+``MultimodalModel(config)(batch)`` reads a `~jwst_embed.preprocessing.Batch`
+(physical flux in nJy with ivar and mask), stretches it with the package's fixed
+asinh stretch (absolute brightness reaches the model), encodes only the present
+band-images (all bands in one batched ViT call) and spectra, projects each
+modality's CLS + summary tokens to the shared latent space and pools the tokens
+of the present modalities with learned queries into one embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..preprocessing.stretch import IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY, model_inputs
+from ._layers import random_patch_mask
+from .config import ModelConfig
+from .fusion import FusionPooling, sample_modality_subset
+from .image_encoder import BandEmbedding, ImageEncoder, patchify_images
+from .spectrum_encoder import SpectrumDecoder, SpectrumEncoder, patchify_spectra
+
+__all__ = ["MultimodalModel", "ModelOutput", "MaskedReconstruction", "DECODER_MODE"]
+
+#: Spectral mode whose model grid the spectrum decoder reconstructs.
+DECODER_MODE = "PRISM"
+
+
+@dataclass
+class MaskedReconstruction:
+    """Predictions and targets of masked-patch modelling, for the present rows only.
+
+    All tensors are ``(N, P, pixels_per_patch)`` except ``patch_mask`` ``(N, P)``
+    (True = patch was hidden and is to be reconstructed); ``N`` counts the
+    encoded images (or spectra), all bands stacked.
+    """
+
+    prediction: Tensor
+    target: Tensor
+    weight: Tensor
+    patch_mask: Tensor
+
+
+@dataclass
+class ModelOutput:
+    """What `MultimodalModel.forward` returns. ``B`` objects, ``D = latent_dim``.
+
+    Attributes
+    ----------
+    fused : `~torch.Tensor`
+        ``(B, D)`` fused embedding of all present modalities, L2-normalised
+        (compare with cosine similarity / dot products).
+    modality_embeddings : dict of str to `~torch.Tensor`
+        ``(B, D)`` L2-normalised projection of each modality's CLS token; zero
+        rows where the modality is absent.
+    tokens : dict of str to `~torch.Tensor`
+        ``(B, 1 + n_summary_tokens, D)`` tokens handed to the fusion (zero plus
+        the modality-type embedding where absent; masked out there).
+    present : `~torch.Tensor`
+        ``(B, M)`` bool presence used for ``fused``.
+    modalities : tuple of str
+        Column order of ``present``.
+    fused_subset, subset_present : `~torch.Tensor` or None
+        Fused embedding of a random non-empty subset of each object's modalities
+        (modality dropout, training only) and that subset ``(B, M)``.
+    image_reconstruction, spectrum_reconstruction : `MaskedReconstruction` or None
+        Masked-patch predictions when ``mask_inputs`` was True.
+    decoded_spectrum, decoded_spectrum_subset : `~torch.Tensor` or None
+        ``(B, spectrum_length)`` stretched PRISM spectrum decoded from ``fused``
+        (and from ``fused_subset``).
+    spectrum_target, spectrum_weight : `~torch.Tensor` or None
+        ``(B, spectrum_length)`` stretched observed PRISM spectrum and its weight
+        (zero rows where there is no spectrum); None if the batch has no PRISM.
+    """
+
+    fused: Tensor
+    modality_embeddings: dict[str, Tensor]
+    tokens: dict[str, Tensor]
+    present: Tensor
+    modalities: tuple[str, ...]
+    fused_subset: Tensor | None = None
+    subset_present: Tensor | None = None
+    image_reconstruction: MaskedReconstruction | None = None
+    spectrum_reconstruction: MaskedReconstruction | None = None
+    decoded_spectrum: Tensor | None = None
+    decoded_spectrum_subset: Tensor | None = None
+    spectrum_target: Tensor | None = None
+    spectrum_weight: Tensor | None = None
+
+
+class MultimodalModel(nn.Module):
+    """Embed any subset of NIRCam bands and NIRSpec spectra into one shared space.
+
+    Parameters
+    ----------
+    config : `ModelConfig`, optional
+        Sizes and switches; the ``"small"`` preset if omitted.
+
+    Notes
+    -----
+    Shapes: images ``(B, image_size, image_size)`` per band, spectra
+    ``(B, spectrum_length)`` per mode, ``present (B, M)``. Only present
+    (object, modality) pairs are encoded, so compute scales with the data an
+    object has, and absent tensors are never read.
+
+    With ``mask_inputs=True`` the encoders see masked inputs and every output
+    (fused, projections) is computed from those tokens: masking doubles as
+    augmentation, as in FLIP, and saves a second encoder pass.
+
+    Examples
+    --------
+    >>> from jwst_embed.models import ModelConfig, MultimodalModel
+    >>> model = MultimodalModel(ModelConfig.preset("tiny"))
+    >>> model.config.latent_dim
+    64
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config if config is not None else ModelConfig.preset("small")
+        n_summary = config.n_summary_tokens
+        self.image_encoder = ImageEncoder(
+            config.image_size, config.image_patch, config.image_width, config.image_depth,
+            config.image_heads, n_summary, config.mlp_ratio, config.dropout,
+        )  # fmt: skip
+        self.spectrum_encoder = SpectrumEncoder(
+            config.spectrum_length, config.spectrum_patch, config.spectrum_width, config.spectrum_depth,
+            config.spectrum_heads, n_summary, config.mlp_ratio, config.dropout,
+        )  # fmt: skip
+        # One projection per modality kind: per-band projections would leave an unseen band without one;
+        # band identity is already in the tokens.
+        self.image_projection = nn.Sequential(
+            nn.Linear(config.image_width, config.latent_dim), nn.LayerNorm(config.latent_dim)
+        )
+        self.spectrum_projection = nn.Sequential(
+            nn.Linear(config.spectrum_width, config.latent_dim), nn.LayerNorm(config.latent_dim)
+        )
+        self.band_type = BandEmbedding(config.latent_dim)
+        self.spectrum_type = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.zeros(config.latent_dim))
+                for name in self.spectrum_encoder.mode_embedding
+            }
+        )
+        self.fusion = FusionPooling(
+            config.latent_dim,
+            config.fusion_queries,
+            config.fusion_depth,
+            config.fusion_heads,
+            config.mlp_ratio,
+            config.dropout,
+        )
+        self.spectrum_decoder = SpectrumDecoder(
+            config.latent_dim, config.spectrum_length, config.spectrum_patch, config.decoder_width,
+            config.decoder_depth, config.decoder_heads, config.mlp_ratio, config.dropout,
+        )  # fmt: skip
+
+    # -- boundary -------------------------------------------------------------------------------
+    @staticmethod
+    def _check_batch(batch) -> tuple[tuple[str, ...], Tensor]:
+        modalities = tuple(batch.modalities)
+        present = batch.present.bool()
+        if present.ndim != 2 or present.shape[1] != len(modalities):
+            raise ValueError(
+                f"batch.present must be (B, {len(modalities)}) for modalities {modalities}, got {tuple(present.shape)}"
+            )
+        known = set(batch.images) | set(batch.spectra)
+        missing = [name for name in modalities if name not in known]
+        if missing:
+            raise ValueError(
+                f"modalities {missing} are in batch.modalities but have no tensors in the batch"
+            )
+        if set(batch.images) & set(batch.spectra):
+            raise ValueError(
+                f"names used both as band and spectral mode: {set(batch.images) & set(batch.spectra)}"
+            )
+        empty = ~present.any(dim=1)
+        if bool(empty.any()):
+            rows = torch.nonzero(empty).flatten().tolist()
+            raise ValueError(f"objects {rows[:10]} have no present modality; cannot embed them")
+        return modalities, present
+
+    # -- encoding -------------------------------------------------------------------------------
+    def _encode_kind(self, kind, tensors, modalities, present, mask_inputs, generator):
+        """Encode every present (object, modality) pair of one kind in one call.
+
+        Returns the (rows, cols) of the encoded pairs, projected tokens (N, S, D),
+        the masked reconstruction (or None) and the stretched inputs.
+        """
+        config = self.config
+        if kind == "image":
+            encoder, projection, softening = (
+                self.image_encoder,
+                self.image_projection,
+                IMAGE_SOFTENING_NJY,
+            )
+            ratio, n_patches, patchify, patch = (
+                config.image_mask_ratio,
+                config.n_image_patches,
+                patchify_images,
+                config.image_patch,
+            )
+        else:
+            encoder, projection, softening = (
+                self.spectrum_encoder,
+                self.spectrum_projection,
+                SPECTRUM_SOFTENING_NJY,
+            )
+            ratio, n_patches, patchify, patch = (
+                config.spectrum_mask_ratio,
+                config.n_spectrum_patches,
+                patchify_spectra,
+                config.spectrum_patch,
+            )
+        names = [name for name in modalities if name in tensors]
+        rows, cols, kind_index, stretched, weight = [], [], [], [], []
+        for index, name in enumerate(names):
+            col = modalities.index(name)
+            row = torch.nonzero(present[:, col]).flatten()
+            if row.numel() == 0:
+                continue
+            item = tensors[name]
+            # Only present rows are read: absent tensors may hold anything.
+            s, w = model_inputs(item.values[row], item.ivar[row], item.mask[row], softening)
+            rows.append(row)
+            cols.append(torch.full_like(row, col))
+            kind_index.append(torch.full_like(row, index))
+            stretched.append(s)
+            weight.append(w)
+        if not rows:
+            return None
+        stretched, weight = torch.cat(stretched).float(), torch.cat(weight).float()
+        kind_index = torch.cat(kind_index)
+        patch_mask = None
+        if mask_inputs and ratio > 0:
+            patch_mask = random_patch_mask(
+                stretched.shape[0], n_patches, ratio, stretched.device, generator
+            )
+        summary, prediction = encoder(stretched, weight, names, kind_index, patch_mask)
+        reconstruction = None
+        if patch_mask is not None:
+            reconstruction = MaskedReconstruction(
+                prediction, patchify(stretched, patch), patchify(weight, patch), patch_mask
+            )
+        return (
+            torch.cat(rows),
+            torch.cat(cols),
+            projection(summary),
+            reconstruction,
+            stretched,
+            weight,
+        )
+
+    def _type_embedding(self, batch, modalities: tuple[str, ...]) -> Tensor:
+        bands = [name for name in modalities if name in batch.images]
+        band_vectors = dict(zip(bands, self.band_type(bands), strict=True)) if bands else {}
+        vectors = []
+        for name in modalities:
+            if name in band_vectors:
+                vectors.append(band_vectors[name])
+            elif name in self.spectrum_type:
+                vectors.append(self.spectrum_type[name])
+            else:
+                raise ValueError(
+                    f"unknown spectral mode {name!r}; the model knows {list(self.spectrum_type)}"
+                )
+        return torch.stack(vectors)
+
+    def forward(
+        self,
+        batch,
+        mask_inputs: bool = False,
+        generator: torch.Generator | None = None,
+        modality_dropout: bool | None = None,
+    ) -> ModelOutput:
+        """Embed a batch.
+
+        Parameters
+        ----------
+        batch : `~jwst_embed.preprocessing.Batch`
+            Physical flux (nJy), ivar and mask per modality, and ``present``.
+        mask_inputs : bool
+            Hide random patches (``config.image_mask_ratio`` / ``spectrum_mask_ratio``)
+            and return their reconstructions for the masked-modelling losses.
+        generator : `torch.Generator`, optional
+            Random source for masks and modality dropout (on the batch's device).
+        modality_dropout : bool, optional
+            Also fuse a random subset of each object's modalities (``fused_subset``);
+            default: in training mode when ``config.modality_dropout > 0``.
+
+        Returns
+        -------
+        output : `ModelOutput`
+
+        Raises
+        ------
+        ValueError
+            If an object has no present modality, ``present`` does not match
+            ``modalities``, or a modality has no tensors or wrong grid size.
+        """
+        modalities, present = self._check_batch(batch)
+        n_objects, n_tokens = present.shape[0], 1 + self.config.n_summary_tokens
+        encoded = {
+            "image": self._encode_kind(
+                "image", batch.images, modalities, present, mask_inputs, generator
+            ),
+            "spectrum": self._encode_kind(
+                "spectrum", batch.spectra, modalities, present, mask_inputs, generator
+            ),
+        }
+        parts = [item for item in encoded.values() if item is not None]
+        dtype = parts[0][2].dtype
+        tokens = parts[0][2].new_zeros(n_objects, len(modalities), n_tokens, self.config.latent_dim)
+        for rows, cols, projected, *_ in parts:
+            tokens = tokens.index_put((rows, cols), projected.to(dtype))
+        modality_embeddings = {
+            name: F.normalize(tokens[:, j, 0].float(), dim=-1) for j, name in enumerate(modalities)
+        }
+        tokens = tokens + self._type_embedding(batch, modalities).to(dtype)[None, :, None, :]
+        flat_tokens = tokens.flatten(1, 2)
+        fused = self.fusion(flat_tokens, (~present).repeat_interleave(n_tokens, dim=1))
+        output = ModelOutput(
+            fused=fused,
+            modality_embeddings=modality_embeddings,
+            tokens={name: tokens[:, j] for j, name in enumerate(modalities)},
+            present=present,
+            modalities=modalities,
+            decoded_spectrum=self.spectrum_decoder(fused),
+        )
+        if modality_dropout is None:
+            modality_dropout = self.training and self.config.modality_dropout > 0
+        if modality_dropout:
+            subset = sample_modality_subset(present, self.config.modality_dropout, generator)
+            output.subset_present = subset
+            output.fused_subset = self.fusion(
+                flat_tokens, (~subset).repeat_interleave(n_tokens, dim=1)
+            )
+            output.decoded_spectrum_subset = self.spectrum_decoder(output.fused_subset)
+        if encoded["image"] is not None:
+            output.image_reconstruction = encoded["image"][3]
+        if encoded["spectrum"] is not None:
+            output.spectrum_reconstruction = encoded["spectrum"][3]
+            rows, cols, _, _, stretched, weight = encoded["spectrum"]
+            if DECODER_MODE in modalities:
+                chosen = cols == modalities.index(DECODER_MODE)
+                target = stretched.new_zeros(n_objects, self.config.spectrum_length)
+                output.spectrum_target = target.index_put((rows[chosen],), stretched[chosen])
+                output.spectrum_weight = torch.zeros_like(target).index_put(
+                    (rows[chosen],), weight[chosen]
+                )
+        return output
+
+    @torch.no_grad()
+    def embed(self, batch) -> Tensor:
+        """Fused ``(B, latent_dim)`` L2-normalised embedding, in eval mode (deterministic).
+
+        The module's training flag is restored afterwards.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self.forward(batch, mask_inputs=False, modality_dropout=False).fused
+        finally:
+            self.train(was_training)

@@ -1,0 +1,190 @@
+"""Spectrum encoder (BERT-style masked-patch transformer) and the spectrum decoder.
+
+Spectra arrive on the fixed log-wavelength model grid (default 512 pixels over
+0.6-5.3 um) as asinh-stretched f_nu and a weight channel (a bounded function of
+the inverse variance, 0 on masked pixels). Patches of ``patch`` pixels become
+tokens; a fixed grid makes a learned position embedding a learned wavelength
+embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..bands import SPECTRAL_MODES, get_spectral_mode
+from ._layers import TransformerBlock, init_weights
+
+__all__ = ["SpectrumEncoder", "SpectrumDecoder", "patchify_spectra"]
+
+
+def patchify_spectra(spectra: Tensor, patch: int) -> Tensor:
+    """Cut ``(N, L)`` spectra into ``(N, L/patch, patch)`` patches."""
+    return spectra.reshape(spectra.shape[0], -1, patch)
+
+
+class SpectrumEncoder(nn.Module):
+    """1D transformer over spectrum patches with masked-patch modelling.
+
+    Parameters
+    ----------
+    length, patch : int
+        Pixels of the model grid and per patch.
+    width, depth, heads : int
+        Token width, number of blocks, attention heads.
+    n_summary_tokens : int
+        Learned summary tokens returned with the CLS token.
+    mlp_ratio, dropout : float
+        Transformer MLP ratio and dropout.
+
+    Notes
+    -----
+    Hidden patches are replaced by a learned mask token (BERT-style) and a
+    linear head predicts their stretched flux. The spectral mode (PRISM now,
+    gratings later) is a learned vector added to every token.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.models import SpectrumEncoder
+    >>> encoder = SpectrumEncoder(length=64, patch=16, width=32, depth=1, heads=2)
+    >>> flux, weight = torch.zeros(2, 64), torch.ones(2, 64)
+    >>> summary, patches = encoder(flux, weight, ["PRISM"], torch.zeros(2, dtype=torch.long))
+    >>> summary.shape, patches.shape
+    (torch.Size([2, 2, 32]), torch.Size([2, 4, 16]))
+    """
+
+    def __init__(
+        self,
+        length: int = 512,
+        patch: int = 16,
+        width: int = 192,
+        depth: int = 4,
+        heads: int = 4,
+        n_summary_tokens: int = 1,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.length = length
+        self.patch = patch
+        self.patch_embed = nn.Linear(2 * patch, width)
+        self.position = nn.Parameter(torch.zeros(1, length // patch, width))
+        self.summary_tokens = nn.Parameter(torch.zeros(1, 1 + n_summary_tokens, width))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.mode_embedding = nn.ParameterDict(
+            {name: nn.Parameter(torch.zeros(width)) for name in SPECTRAL_MODES}
+        )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, heads, mlp_ratio, dropout) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.flux_head = nn.Linear(width, patch)
+        self.apply(init_weights)
+        for parameter in (self.position, self.summary_tokens, self.mask_token):
+            nn.init.trunc_normal_(parameter, std=0.02)
+
+    def forward(
+        self,
+        stretched: Tensor,
+        weight: Tensor,
+        modes: Sequence[str],
+        mode_index: Tensor,
+        patch_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Encode a stack of spectra.
+
+        Parameters
+        ----------
+        stretched, weight : `~torch.Tensor`
+            ``(N, L)`` stretched f_nu and weight (0 = masked pixel).
+        modes : sequence of str
+            Distinct spectral mode names; ``mode_index`` indexes into it.
+        mode_index : `~torch.Tensor`
+            ``(N,)`` long, the mode of each spectrum.
+        patch_mask : `~torch.Tensor`, optional
+            ``(N, L/patch)`` bool, True = hide the patch from the encoder.
+
+        Returns
+        -------
+        summary : `~torch.Tensor`
+            ``(N, 1 + n_summary_tokens, width)``: CLS token first.
+        flux_prediction : `~torch.Tensor`
+            ``(N, L/patch, patch)`` predicted stretched flux of every patch.
+        """
+        if stretched.shape[-1] != self.length:
+            raise ValueError(
+                f"spectra must have {self.length} pixels on the model grid, got {stretched.shape[-1]}"
+            )
+        inputs = torch.cat(
+            [patchify_spectra(stretched, self.patch), patchify_spectra(weight, self.patch)], dim=-1
+        )
+        tokens = self.patch_embed(inputs)
+        if patch_mask is not None:
+            tokens = torch.where(patch_mask[..., None], self.mask_token.to(tokens.dtype), tokens)
+        identity = torch.stack(
+            [self.mode_embedding[get_spectral_mode(mode).name] for mode in modes]
+        )
+        identity = identity[mode_index][:, None, :]
+        tokens = tokens + self.position + identity
+        summary = self.summary_tokens.expand(tokens.shape[0], -1, -1) + identity
+        n_summary = summary.shape[1]
+        x = torch.cat([summary, tokens], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)
+        return x[:, :n_summary], self.flux_head(x[:, n_summary:])
+
+
+class SpectrumDecoder(nn.Module):
+    """Light transformer that reconstructs a whole stretched spectrum from one embedding.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Width of the input embedding.
+    length, patch : int
+        Pixels of the output grid and per output token.
+    width, depth, heads : int
+        Size of the decoder.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.models import SpectrumDecoder
+    >>> SpectrumDecoder(8, length=64, patch=16, width=16, depth=1, heads=2)(torch.zeros(3, 8)).shape
+    torch.Size([3, 64])
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        length: int = 512,
+        patch: int = 16,
+        width: int = 128,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.condition = nn.Linear(latent_dim, width)
+        self.position = nn.Parameter(torch.zeros(1, length // patch, width))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, heads, mlp_ratio, dropout) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.flux_head = nn.Linear(width, patch)
+        self.apply(init_weights)
+        nn.init.trunc_normal_(self.position, std=0.02)
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        """Map ``(B, latent_dim)`` embeddings to ``(B, length)`` stretched spectra."""
+        condition = self.condition(embedding)[:, None, :]
+        # The condition rides as an extra token and is added to every position token.
+        x = torch.cat([condition, self.position + condition], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.flux_head(self.norm(x[:, 1:])).flatten(1)

@@ -1,0 +1,292 @@
+"""Pretraining objectives: masked modelling, pairwise contrastive alignment, subset consistency.
+
+Every reconstruction loss compares *stretched* flux (the model's input space) and is
+weighted by the weight channel of `jwst_embed.preprocessing.model_inputs`, a
+bounded function of the inverse variance that is 0 on masked pixels: noisy and
+masked pixels count little or nothing, and no single very-high-S/N pixel can
+dominate as a raw inverse variance would let it. Losses are computed in float32
+also under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "masked_spectrum_loss",
+    "masked_image_loss",
+    "spectrum_decoder_loss",
+    "pairwise_infonce",
+    "subset_consistency_loss",
+    "LossWeights",
+    "PretrainingLoss",
+]
+
+# CLIP's bounds on the contrastive temperature: logit scale at most 100.
+_LOG_TEMPERATURE_MIN = math.log(0.01)
+_LOG_TEMPERATURE_MAX = math.log(1.0)
+
+
+def _weighted_mse(prediction: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    weight = weight.float()
+    squared = (prediction.float() - target.float()) ** 2
+    # clamp: a batch whose selected pixels all have zero weight gives 0, not 0/0.
+    return (weight * squared).sum() / weight.sum().clamp_min(1e-6)
+
+
+def masked_spectrum_loss(
+    prediction: Tensor, target_stretched: Tensor, weight: Tensor, patch_mask: Tensor
+) -> Tensor:
+    """Weighted mean squared error on the hidden spectrum patches.
+
+    Parameters
+    ----------
+    prediction, target_stretched, weight : `~torch.Tensor`
+        ``(N, P, patch)`` predicted and true stretched flux and pixel weights.
+    patch_mask : `~torch.Tensor`
+        ``(N, P)`` bool, True = patch was hidden (only these count).
+
+    Returns
+    -------
+    loss : `~torch.Tensor`
+        Scalar, ``sum(w (pred - target)^2) / sum(w)`` over hidden patches.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.training import masked_spectrum_loss
+    >>> target = torch.ones(1, 2, 4)
+    >>> hidden = torch.tensor([[True, False]])
+    >>> float(masked_spectrum_loss(torch.zeros(1, 2, 4), target, torch.ones(1, 2, 4), hidden))
+    1.0
+    """
+    return _weighted_mse(
+        prediction, target_stretched, weight * patch_mask[..., None].to(weight.dtype)
+    )
+
+
+def masked_image_loss(
+    prediction: Tensor, target_stretched: Tensor, weight: Tensor, patch_mask: Tensor
+) -> Tensor:
+    """Weighted mean squared error on the hidden image patches (masked-image modelling).
+
+    Same as `masked_spectrum_loss` with ``(N, P, patch**2)`` patches of
+    single-band images (all bands stacked).
+    """
+    return _weighted_mse(
+        prediction, target_stretched, weight * patch_mask[..., None].to(weight.dtype)
+    )
+
+
+def spectrum_decoder_loss(prediction: Tensor, target_stretched: Tensor, weight: Tensor) -> Tensor:
+    """Weighted mean squared error of a whole decoded spectrum ``(B, L)``.
+
+    Objects without a spectrum have zero weight and do not count.
+    """
+    return _weighted_mse(prediction, target_stretched, weight)
+
+
+def _zero_like_graph(tensors: Sequence[Tensor]) -> Tensor:
+    # A zero that still depends on the inputs, so backward() works when a term is empty.
+    return sum((t.float().sum() * 0.0 for t in tensors), torch.zeros((), device=tensors[0].device))
+
+
+def pairwise_infonce(
+    embeddings: Mapping[str, Tensor],
+    present: Tensor,
+    modalities: Sequence[str],
+    log_temperature: Tensor,
+) -> Tensor:
+    """Symmetric InfoNCE between every pair of modalities, over the objects that have both.
+
+    Parameters
+    ----------
+    embeddings : mapping of str to `~torch.Tensor`
+        ``(B, D)`` per-modality embeddings (normalised here).
+    present : `~torch.Tensor`
+        ``(B, M)`` bool presence; column order ``modalities``.
+    modalities : sequence of str
+        Names of the columns of ``present``.
+    log_temperature : `~torch.Tensor`
+        Scalar log of the softmax temperature (clamped to [log 0.01, 0]).
+
+    Returns
+    -------
+    loss : `~torch.Tensor`
+        Mean over pairs with at least two objects having both modalities of
+        ``(CE(a b^T / T) + CE(b a^T / T)) / 2``; zero (still differentiable) if
+        there is no such pair.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.training import pairwise_infonce
+    >>> e = {"F150W": torch.eye(3), "PRISM": torch.eye(3)}
+    >>> present = torch.ones(3, 2, dtype=torch.bool)
+    >>> loss = pairwise_infonce(e, present, ("F150W", "PRISM"), torch.tensor(-3.0))
+    >>> bool(loss < 1e-6)
+    True
+    """
+    temperature = log_temperature.clamp(_LOG_TEMPERATURE_MIN, _LOG_TEMPERATURE_MAX).exp()
+    names = [name for name in modalities if name in embeddings]
+    if len(names) < 2:
+        return _zero_like_graph([*embeddings.values(), log_temperature])
+    # All pairs at once, without host synchronisation: (P, B, B) similarity matrices in which
+    # objects lacking either modality of a pair are masked out of rows and columns.
+    stacked = F.normalize(torch.stack([embeddings[name].float() for name in names]), dim=-1)
+    columns = present[:, [modalities.index(name) for name in names]].T  # (M', B)
+    first, second = torch.triu_indices(len(names), len(names), offset=1, device=stacked.device)
+    both = columns[first] & columns[second]  # (P, B)
+    logits = torch.einsum("pbd,pcd->pbc", stacked[first], stacked[second]) / temperature
+    # A large finite negative (not -inf) keeps fully masked rows finite; they are dropped below.
+    logits = logits.masked_fill(~(both[:, :, None] & both[:, None, :]), -1e9)
+    diagonal = logits.diagonal(dim1=1, dim2=2)
+    per_object = 0.5 * (logits.logsumexp(dim=2) + logits.logsumexp(dim=1)) - diagonal
+    n_objects = both.sum(dim=1)
+    per_pair = torch.where(both, per_object, torch.zeros_like(per_object)).sum(
+        dim=1
+    ) / n_objects.clamp_min(1)
+    usable = (n_objects >= 2).float()
+    return (per_pair * usable).sum() / usable.sum().clamp_min(1.0)
+
+
+def subset_consistency_loss(
+    fused_full: Tensor, fused_subset: Tensor, rows: Tensor | None = None, detach_full: bool = True
+) -> Tensor:
+    """Mean cosine distance between the fused embedding of a subset and of all modalities.
+
+    Parameters
+    ----------
+    fused_full, fused_subset : `~torch.Tensor`
+        ``(B, D)`` embeddings of all present modalities and of a subset.
+    rows : `~torch.Tensor`, optional
+        ``(B,)`` bool, the objects to average over (e.g. those where something
+        was dropped); all if omitted.
+    detach_full : bool
+        Stop the gradient through ``fused_full`` (default). The full embedding
+        is the teacher: it holds information the subset lacks, and letting the
+        loss also pull it toward the subset would teach it to forget exactly
+        that information (the collapse-to-common-content failure).
+
+    Returns
+    -------
+    loss : `~torch.Tensor`
+        Scalar in [0, 2].
+    """
+    if detach_full:
+        fused_full = fused_full.detach()
+    distance = 1.0 - F.cosine_similarity(fused_full.float(), fused_subset.float(), dim=-1)
+    if rows is not None:
+        if not bool(rows.any()):
+            return _zero_like_graph([fused_subset])
+        distance = distance[rows]
+    return distance.mean()
+
+
+@dataclass
+class LossWeights:
+    """Weights of the pretraining loss terms (0 switches a term off)."""
+
+    spectrum_mask: float = 1.0
+    image_mask: float = 1.0
+    contrastive: float = 1.0
+    consistency: float = 1.0
+    decoder: float = 1.0
+    decoder_subset: float = 0.5
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class PretrainingLoss(nn.Module):
+    """Weighted sum of the pretraining losses for one `~jwst_embed.models.ModelOutput`.
+
+    Holds the learned contrastive temperature, so add its parameters to the optimiser.
+
+    Parameters
+    ----------
+    weights : `LossWeights`, optional
+        Term weights.
+    temperature : float
+        Initial InfoNCE temperature.
+    learn_temperature : bool
+        Train the temperature (a parameter) or keep it fixed (a buffer).
+
+    Examples
+    --------
+    >>> from jwst_embed.training import PretrainingLoss
+    >>> loss_fn = PretrainingLoss()
+    >>> round(float(loss_fn.temperature), 3)
+    0.07
+    """
+
+    def __init__(
+        self,
+        weights: LossWeights | None = None,
+        temperature: float = 0.07,
+        learn_temperature: bool = True,
+    ) -> None:
+        super().__init__()
+        self.weights = weights if weights is not None else LossWeights()
+        value = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(value)
+        else:
+            self.register_buffer("log_temperature", value)
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temperature.detach().clamp(_LOG_TEMPERATURE_MIN, _LOG_TEMPERATURE_MAX).exp()
+
+    def forward(self, output) -> tuple[Tensor, dict[str, Tensor]]:
+        """Return ``(total, parts)``; ``parts`` maps each computed term to its detached value."""
+        w = self.weights
+        terms: dict[str, tuple[float, Tensor]] = {}
+        if output.spectrum_reconstruction is not None and w.spectrum_mask:
+            r = output.spectrum_reconstruction
+            terms["spectrum_mask"] = (
+                w.spectrum_mask,
+                masked_spectrum_loss(r.prediction, r.target, r.weight, r.patch_mask),
+            )
+        if output.image_reconstruction is not None and w.image_mask:
+            r = output.image_reconstruction
+            terms["image_mask"] = (
+                w.image_mask,
+                masked_image_loss(r.prediction, r.target, r.weight, r.patch_mask),
+            )
+        if w.contrastive and len(output.modalities) > 1:
+            loss = pairwise_infonce(
+                output.modality_embeddings, output.present, output.modalities, self.log_temperature
+            )
+            terms["contrastive"] = (w.contrastive, loss)
+        if output.fused_subset is not None and w.consistency:
+            changed = (output.subset_present != output.present).any(dim=1)
+            terms["consistency"] = (
+                w.consistency,
+                subset_consistency_loss(output.fused, output.fused_subset, changed),
+            )
+        if output.spectrum_target is not None:
+            if w.decoder and output.decoded_spectrum is not None:
+                loss = spectrum_decoder_loss(
+                    output.decoded_spectrum, output.spectrum_target, output.spectrum_weight
+                )
+                terms["decoder"] = (w.decoder, loss)
+            if w.decoder_subset and output.decoded_spectrum_subset is not None:
+                loss = spectrum_decoder_loss(
+                    output.decoded_spectrum_subset, output.spectrum_target, output.spectrum_weight
+                )
+                terms["decoder_subset"] = (w.decoder_subset, loss)
+        if not terms:
+            raise ValueError(
+                "no loss term applies to this output (all weights zero or no inputs to reconstruct)"
+            )
+        total = sum(weight * loss for weight, loss in terms.values())
+        parts = {name: loss.detach() for name, (_, loss) in terms.items()}
+        parts["temperature"] = self.temperature
+        return total, parts

@@ -1,0 +1,311 @@
+"""Tests of jwst_embed.models: shapes, subsets of modalities, absent-data invariance, checkpoints, heads."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jwst_embed.models import (
+    BandEmbedding,
+    MassHead,
+    ModelConfig,
+    MorphologyHead,
+    MultimodalModel,
+    RedshiftHead,
+    sample_modality_subset,
+)
+from jwst_embed.preprocessing import Batch, ModalityTensors
+
+BANDS = ("F150W", "F444W")
+MODALITIES = (*BANDS, "PRISM")
+N_OBJECTS = 6
+
+
+def _value(tensor):
+    """Python float of a scalar tensor (detached: torch warns on float() of a graph tensor)."""
+    return tensor.detach().item()
+
+
+def make_batch(config, present=None, seed=0, n_objects=N_OBJECTS):
+    """A batch of smooth positive 'galaxies' (nJy) with unit ivar and a few masked pixels."""
+    generator = torch.Generator().manual_seed(seed)
+    size, length = config.image_size, config.spectrum_length
+    y, x = torch.meshgrid(
+        torch.arange(size) - size / 2, torch.arange(size) - size / 2, indexing="ij"
+    )
+    images = {}
+    for k, band in enumerate(BANDS):
+        amplitude = 20.0 * (1 + torch.rand(n_objects, 1, 1, generator=generator)) * (k + 1)
+        values = amplitude * torch.exp(-(x**2 + y**2) / 20.0) + torch.randn(
+            n_objects, size, size, generator=generator
+        )
+        mask = torch.rand(n_objects, size, size, generator=generator) < 0.02
+        values = torch.where(mask, torch.zeros_like(values), values)
+        ivar = torch.where(mask, torch.zeros_like(values), torch.ones_like(values))
+        images[band] = ModalityTensors(values.float(), ivar.float(), mask)
+    wavelength = torch.linspace(0, 1, length)
+    continuum = 100.0 * (1 + torch.rand(n_objects, 1, generator=generator)) * (1 + wavelength)
+    values = continuum + 10.0 * torch.randn(n_objects, length, generator=generator)
+    spectra = {
+        "PRISM": ModalityTensors(
+            values.float(),
+            torch.full_like(values, 0.01),
+            torch.zeros_like(values, dtype=torch.bool),
+        )
+    }
+    if present is None:
+        present = torch.ones(n_objects, len(MODALITIES), dtype=torch.bool)
+    for column, tensors in enumerate([*images.values(), *spectra.values()]):
+        # A Batch requires absent entries to be fully masked with ivar 0.
+        absent = ~present[:, column]
+        tensors.values[absent], tensors.ivar[absent], tensors.mask[absent] = 0.0, 0.0, True
+    return Batch(images=images, spectra=spectra, present=present, modalities=MODALITIES, targets={})
+
+
+@pytest.fixture(scope="module")
+def config():
+    return ModelConfig.preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def model(config):
+    torch.manual_seed(0)
+    return MultimodalModel(config).eval()
+
+
+def test_presets_sizes():
+    counts = {
+        name: sum(p.numel() for p in MultimodalModel(ModelConfig.preset(name)).parameters())
+        for name in ("tiny", "small")
+    }
+    assert 1e5 < counts["tiny"] < 1e6
+    assert 5e6 < counts["small"] < 1e7
+    assert ModelConfig.preset("base").image_width == 512
+
+
+def test_config_roundtrip_and_validation():
+    config = ModelConfig.preset("small", dropout=0.1)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    assert config.dropout == 0.1
+    with pytest.raises(ValueError, match="preset"):
+        ModelConfig.preset("huge")
+    with pytest.raises(ValueError, match="divide"):
+        ModelConfig(image_size=60, image_patch=8)
+    with pytest.raises(ValueError, match="unknown ModelConfig fields"):
+        ModelConfig.from_dict({"widht": 3})
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+        (True, False, True),
+        (True, True, True),
+    ],
+    ids=["F150W", "F444W", "PRISM", "F150W+PRISM", "all"],
+)
+def test_every_subset_gives_finite_normalised_embedding(model, config, pattern):
+    present = torch.tensor([pattern] * N_OBJECTS)
+    output = model(make_batch(config, present))
+    assert output.fused.shape == (N_OBJECTS, config.latent_dim)
+    assert torch.isfinite(output.fused).all()
+    torch.testing.assert_close(output.fused.norm(dim=1), torch.ones(N_OBJECTS))
+    for name, present_here in zip(MODALITIES, pattern, strict=True):
+        embedding = output.modality_embeddings[name]
+        assert embedding.shape == (N_OBJECTS, config.latent_dim)
+        assert bool((embedding.norm(dim=1) > 0.5).all()) == present_here
+    assert output.tokens["PRISM"].shape == (
+        N_OBJECTS,
+        1 + config.n_summary_tokens,
+        config.latent_dim,
+    )
+    assert output.decoded_spectrum.shape == (N_OBJECTS, config.spectrum_length)
+
+
+def _fill_absent_with_garbage(batch, seed):
+    generator = torch.Generator().manual_seed(seed)
+    for j, name in enumerate(batch.modalities):
+        tensors = batch.images[name] if name in batch.images else batch.spectra[name]
+        absent = ~batch.present[:, j]
+        shape = tensors.values[absent].shape
+        tensors.values[absent] = 1e4 * torch.randn(shape, generator=generator)
+        tensors.ivar[absent] = torch.rand(shape, generator=generator) * 1e3
+        tensors.mask[absent] = torch.rand(shape, generator=generator) < 0.5
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_absent_modalities_do_not_change_output(model, config, training):
+    present = torch.tensor(
+        [[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1], [0, 1, 1]], dtype=torch.bool
+    )
+    batch = make_batch(config, present)
+    model.train(training)
+    try:
+        reference = model(batch, mask_inputs=training, generator=torch.Generator().manual_seed(1))
+        _fill_absent_with_garbage(batch, seed=5)
+        garbage = model(batch, mask_inputs=training, generator=torch.Generator().manual_seed(1))
+    finally:
+        model.eval()
+    assert torch.equal(reference.fused, garbage.fused)
+    for name in MODALITIES:
+        assert torch.equal(reference.modality_embeddings[name], garbage.modality_embeddings[name])
+    if training:
+        assert torch.equal(reference.fused_subset, garbage.fused_subset)
+        assert torch.equal(
+            reference.image_reconstruction.prediction, garbage.image_reconstruction.prediction
+        )
+    # ... while changing a present modality does change it (the test can fail).
+    batch.images["F150W"].values[0] *= 3.0
+    changed = model(batch)
+    assert not torch.allclose(changed.fused[0], reference.fused[0])
+    torch.testing.assert_close(changed.fused[1:], model(batch).fused[1:])
+
+
+def test_absolute_brightness_reaches_the_embedding(model, config):
+    batch = make_batch(config)
+    bright = make_batch(config)
+    for tensors in [*bright.images.values(), *bright.spectra.values()]:
+        tensors.values.mul_(10.0)
+        tensors.ivar.div_(100.0)
+    cosine = (model.embed(batch) * model.embed(bright)).sum(dim=1)
+    assert (cosine < 0.9999).all()
+
+
+def test_no_present_modality_raises(model, config):
+    present = torch.ones(N_OBJECTS, 3, dtype=torch.bool)
+    present[2] = False
+    with pytest.raises(ValueError, match=r"objects \[2\] have no present modality"):
+        model(make_batch(config, present))
+
+
+def test_bad_batch_shapes_raise(model, config):
+    batch = make_batch(config)
+    batch.present = batch.present[:, :2]
+    with pytest.raises(ValueError, match="present"):
+        model(batch)
+    small = make_batch(ModelConfig.preset("tiny", image_size=32))
+    with pytest.raises(ValueError, match="64x64"):
+        model(small)
+
+
+def test_masked_outputs_shapes(config):
+    torch.manual_seed(0)
+    model = MultimodalModel(config).train()
+    present = torch.tensor(
+        [[1, 0, 1], [0, 1, 0], [1, 1, 1], [1, 0, 0], [0, 0, 1], [1, 1, 0]], dtype=torch.bool
+    )
+    output = model(
+        make_batch(config, present), mask_inputs=True, generator=torch.Generator().manual_seed(0)
+    )
+    n_images = int(present[:, :2].sum())
+    image = output.image_reconstruction
+    assert (
+        image.prediction.shape
+        == image.target.shape
+        == (n_images, config.n_image_patches, config.image_patch**2)
+    )
+    assert (
+        image.patch_mask.sum(dim=1) == round(config.image_mask_ratio * config.n_image_patches)
+    ).all()
+    spectrum = output.spectrum_reconstruction
+    assert spectrum.prediction.shape == (
+        int(present[:, 2].sum()),
+        config.n_spectrum_patches,
+        config.spectrum_patch,
+    )
+    assert output.fused_subset.shape == output.fused.shape
+    assert (output.subset_present <= output.present).all() and output.subset_present.any(
+        dim=1
+    ).all()
+    # Spectrum target rows are zero weight exactly where there is no spectrum.
+    assert torch.equal(output.spectrum_weight.sum(dim=1) > 0, present[:, 2])
+
+
+def test_embed_is_deterministic_and_restores_mode(config):
+    model = MultimodalModel(ModelConfig.preset("tiny", dropout=0.2)).train()
+    batch = make_batch(config)
+    first, second = model.embed(batch), model.embed(batch)
+    assert torch.equal(first, second)
+    assert model.training
+
+
+def test_state_dict_loads_with_weights_only(model, config, tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, path)
+    checkpoint = torch.load(path, weights_only=True)
+    restored = MultimodalModel(ModelConfig.from_dict(checkpoint["config"]))
+    restored.load_state_dict(checkpoint["state_dict"])
+    batch = make_batch(config)
+    assert torch.equal(restored.embed(batch), model.embed(batch))
+
+
+def test_bf16_autocast_cpu(model, config):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(make_batch(config))
+    assert output.fused.dtype == torch.float32 and torch.isfinite(output.fused).all()
+
+
+def test_band_embedding_continuous_and_unknown_band():
+    embedding = BandEmbedding(8)
+    vectors = embedding(["F150W", "f150w", "F200W"])
+    torch.testing.assert_close(vectors[0], vectors[1])
+    assert not torch.allclose(vectors[0], vectors[2])
+    with pytest.raises(ValueError, match="unknown NIRCam band"):
+        embedding(["F999W"])
+
+
+def test_sample_modality_subset_properties():
+    generator = torch.Generator().manual_seed(0)
+    present = torch.rand(500, 4, generator=generator) > 0.4
+    present[:, 0] |= ~present.any(dim=1)
+    subset = sample_modality_subset(present, 0.7, generator)
+    assert (subset <= present).all() and subset.any(dim=1).all()
+    kept = subset.sum() / present.sum()
+    assert 0.3 < float(kept) < 0.6  # ~30% kept, plus the restored ones
+    assert torch.equal(sample_modality_subset(present, 0.0, generator), present)
+
+
+def test_redshift_head_uniform_pdf_quantiles():
+    head = RedshiftHead(4, n_bins=64, z_max=16.0)
+    for parameter in head.parameters():
+        torch.nn.init.zeros_(parameter)
+    result = head.predict(torch.zeros(2, 4))
+    torch.testing.assert_close(result["pdf"].sum(dim=1), torch.ones(2))
+    # Uniform in log(1+z) over [0, log 17]: quantile q is at (1+z) = 17**q.
+    for name, q in (("z_16", 0.16), ("z_median", 0.5), ("z_84", 0.84)):
+        torch.testing.assert_close(
+            result[name], torch.full((2,), 17.0**q - 1), rtol=1e-4, atol=1e-4
+        )
+
+
+def test_heads_learn_simple_targets():
+    torch.manual_seed(0)
+    features = torch.randn(64, 8)
+    redshift = torch.expm1(0.5 + 0.4 * features[:, 0].clamp(-2, 2))
+    log_mass = 9.0 + 0.5 * features[:, 1]
+    label = (features[:, 2] > 0).long() + 2 * (features[:, 3] > 0).long()
+    for head, target in (
+        (RedshiftHead(8, n_bins=64), redshift),
+        (MassHead(8), log_mass),
+        (MorphologyHead(8), label),
+    ):
+        optimiser = torch.optim.Adam(head.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(60):
+            loss = head.loss(head(features), target)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(_value(loss))
+        assert math.isfinite(losses[-1]) and losses[-1] < 0.7 * losses[0]
+    z = RedshiftHead(8, n_bins=64)
+    prediction = z.predict(features)
+    assert (prediction["z_16"] <= prediction["z_median"]).all() and (
+        prediction["z_median"] <= prediction["z_84"]
+    ).all()
+    mass = MassHead(8).predict(features)
+    assert (mass["log_mass_sigma"] > 0).all()
+    assert np.isfinite(mass["log_mass"].numpy()).all()

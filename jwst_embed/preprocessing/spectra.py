@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
-from specutils import Spectrum
 from tqdm.auto import tqdm
 
 from .resample import _resample_valid, _resampler, _validate_wavelength
@@ -124,6 +123,8 @@ def _spectral_axis_um(spectral_axis, name: str, cache: dict) -> tuple[np.ndarray
 
 def _spectrum_rows(spectrum, name: str, cache: dict):
     """One Spectrum -> (wave_um, flux nJy (N, L), ivar 1/nJy^2 (N, L), valid (N, L), estimated)."""
+    from specutils import Spectrum
+
     if not isinstance(spectrum, Spectrum):
         raise TypeError(f"{name} must be a specutils Spectrum, got {type(spectrum).__name__}")
     axis_index = spectrum.spectral_axis_index
@@ -196,7 +197,7 @@ def _spectrum_rows(spectrum, name: str, cache: dict):
 
 
 def preprocess_spectra(
-    spectra: Spectrum | Iterable[Spectrum],
+    spectra: Spectrum | Iterable[Spectrum],  # noqa: F821 (annotation only)
     grid: SpectralGrid = DEFAULT_SPECTRAL_GRID,
     progress: bool = False,
 ) -> SpectrumArrays:
@@ -250,6 +251,10 @@ def preprocess_spectra(
     >>> arrays.flux.shape, float(np.median(arrays.flux[~arrays.mask]))
     ((1, 512), 1000.0)
     """
+    # specutils is imported here, not at module level, so that the simulator and the trainer
+    # (which never see astropy spectra) do not pay for it, nor need it on a GPU node.
+    from specutils import Spectrum
+
     if isinstance(spectra, Spectrum):
         spectra = [spectra]
     if not isinstance(grid, SpectralGrid):

@@ -120,6 +120,7 @@ def _add_train(subparsers) -> None:
     train.add_argument("--data", default=None, help="prepared mock HDF5 file (jwst-embed simulate) instead of the on-the-fly survey")
     train.add_argument("--out", default=None, help="output folder: metrics.csv, latest.pt, model.pt (default runs/pretrain)")
     train.add_argument("--max-steps", type=int, default=None, help="total optimiser steps")
+    train.add_argument("--max-time", type=float, default=None, help="stop after this many seconds of training")
     train.add_argument("--preset", default=None, choices=["tiny", "small", "base"], help="model size")
     train.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
     train.add_argument("--batch-size", type=int, default=None, help="objects per step per process")
@@ -147,7 +148,7 @@ def _run_train(args) -> int:
     overrides = {
         name: value
         for name, value in (
-            ("data", args.data), ("out_dir", args.out), ("max_steps", args.max_steps), ("preset", args.preset),
+            ("data", args.data), ("out_dir", args.out), ("max_steps", args.max_steps), ("max_time_s", args.max_time), ("preset", args.preset),
             ("device", args.device), ("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
             ("precision", args.precision), ("compile", args.compile), ("synthetic", args.synthetic),
         )  # fmt: skip

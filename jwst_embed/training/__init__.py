@@ -1,0 +1,70 @@
+"""Pretraining and fine-tuning: losses, the trainer, checkpoints, distributed runs, validation."""
+
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    MODEL_FORMAT,
+    atomic_save,
+    capture_rng_state,
+    load_checkpoint,
+    load_model,
+    restore_rng_state,
+    save_model,
+    to_plain,
+)
+from .distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    init_distributed,
+    resolve_device,
+    shutdown_distributed,
+)
+from .finetune import FineTuner
+from .losses import *  # noqa: F401,F403
+from .losses import __all__ as _losses_all
+from .pretrain import (
+    METRIC_COLUMNS,
+    DataSource,
+    FileSource,
+    IndexedSource,
+    SurveySource,
+    SyntheticSource,
+    TrainConfig,
+    Trainer,
+    cosine_with_warmup,
+    parameter_groups,
+)
+from .validation import knn_redshift, outlier_fraction, quick_validation, sigma_nmad, spectrum_r2
+
+__all__ = [
+    *_losses_all,
+    "TrainConfig",
+    "Trainer",
+    "DataSource",
+    "IndexedSource",
+    "SurveySource",
+    "FileSource",
+    "SyntheticSource",
+    "cosine_with_warmup",
+    "parameter_groups",
+    "METRIC_COLUMNS",
+    "FineTuner",
+    "atomic_save",
+    "load_checkpoint",
+    "save_model",
+    "load_model",
+    "to_plain",
+    "capture_rng_state",
+    "restore_rng_state",
+    "CHECKPOINT_FORMAT",
+    "MODEL_FORMAT",
+    "DistributedContext",
+    "init_distributed",
+    "shutdown_distributed",
+    "resolve_device",
+    "all_reduce_mean",
+    "sigma_nmad",
+    "outlier_fraction",
+    "knn_redshift",
+    "spectrum_r2",
+    "quick_validation",
+]

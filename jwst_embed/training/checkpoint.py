@@ -1,0 +1,286 @@
+"""Checkpoints as plain data: atomic writes, ``weights_only`` loads, RNG states, model files.
+
+A checkpoint is a dictionary of tensors and plain Python values (dicts, lists,
+tuples, str, int, float, bool, None) so that it loads with
+``torch.load(..., weights_only=True)``: a checkpoint file is data, never code
+(DESIGN.md section 4). Writes go to ``<name>.tmp`` and are renamed over the
+target with `os.replace`, which is atomic on POSIX and Windows: a crash or a
+kill mid-write leaves the previous checkpoint untouched.
+
+Two kinds of file:
+
+- training checkpoints (``latest.pt``): model, optimiser, scheduler, step,
+  data-stream position, RNG states and configurations, enough to resume exactly;
+- model files (``model.pt``): model configuration, state dict and metadata only,
+  what `load_model` (and the embedder) needs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "MODEL_FORMAT",
+    "atomic_save",
+    "to_plain",
+    "load_checkpoint",
+    "capture_rng_state",
+    "restore_rng_state",
+    "save_model",
+    "load_model",
+]
+
+#: Format tag of training checkpoints (``latest.pt``).
+CHECKPOINT_FORMAT = "jwst_embed-checkpoint-1"
+#: Format tag of model-only files (``model.pt``).
+MODEL_FORMAT = "jwst_embed-model-1"
+
+
+def to_plain(value: Any) -> Any:
+    """Recursively turn a value into what ``torch.load(..., weights_only=True)`` accepts.
+
+    numpy scalars become Python numbers, numpy arrays tensors, paths and str
+    subclasses (e.g. ``torch.__version__``) plain str; dicts, lists and tuples are
+    walked; tensors and plain values are kept.
+
+    Raises
+    ------
+    TypeError
+        For any other object (it would make the checkpoint need code to load).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_embed.training.checkpoint import to_plain
+    >>> to_plain({"z": np.float32(1.5), "bands": ("F150W",)})
+    {'z': 1.5, 'bands': ('F150W',)}
+    """
+    if value is None or type(value) in (bool, int, float, str, bytes, complex):
+        return value
+    if isinstance(value, torch.Tensor | torch.dtype | torch.device):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, str | os.PathLike):
+        return str(value) if isinstance(value, str) else os.fspath(value)
+    if isinstance(value, bool | int | float):  # subclasses, e.g. IntEnum, numpy-like wrappers
+        return bool(value) if isinstance(value, bool) else int(value) if isinstance(value, int) else float(value)
+    if isinstance(value, Mapping):
+        return {to_plain(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        # NamedTuples and other sequence subclasses become plain tuples / lists.
+        return tuple(to_plain(v) for v in value) if isinstance(value, tuple) else [to_plain(v) for v in value]
+    raise TypeError(f"cannot store a {type(value).__name__} in a weights-only checkpoint: {value!r}")
+
+
+def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Save ``payload`` with `torch.save` to ``path + ".tmp"``, then rename it to ``path``.
+
+    Parameters
+    ----------
+    payload : mapping
+        Tensors and plain Python values (numpy scalars and arrays are converted by
+        `to_plain`), so that it loads with ``weights_only=True``.
+    path : path-like
+        Target file; its folder is created if needed.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+
+    Notes
+    -----
+    The temporary file is flushed and fsync'ed before the rename so that the
+    rename never exposes a half-written file after a power loss. If writing
+    fails, the temporary file is removed and the exception re-raised; ``path``
+    keeps its previous content.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from jwst_embed.training.checkpoint import atomic_save, load_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = atomic_save({"step": 3, "w": torch.ones(2)}, f"{tmp}/ckpt.pt")
+    ...     load_checkpoint(path)["step"]
+    3
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(to_plain(dict(payload)), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint or model file with ``torch.load(..., weights_only=True)``.
+
+    Parameters
+    ----------
+    path : path-like
+        File written by `atomic_save` (or `save_model`).
+    map_location : str or `torch.device`
+        Where to put the tensors (default CPU).
+
+    Returns
+    -------
+    payload : dict
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file does not hold a dictionary.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} holds a {type(payload).__name__}, not a checkpoint dictionary")
+    return payload
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The torch (CPU and CUDA), numpy and Python RNG states as tensors and lists.
+
+    Returns
+    -------
+    state : dict
+        Loadable with ``weights_only=True``; give it to `restore_rng_state`.
+    """
+    # The legacy global numpy generator is the state third-party code draws from; keep it too.
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()  # noqa: NPY002
+    version, python_state, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {"version": int(version), "state": list(python_state), "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore RNG states captured by `capture_rng_state`.
+
+    CUDA states are restored only when as many CUDA devices are visible as were saved.
+    """
+    torch.set_rng_state(state["torch"].cpu())
+    numpy_state = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss"]))
+    cuda_states = state.get("cuda")
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
+
+
+def save_model(
+    path: str | os.PathLike, model: torch.nn.Module, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a model-only file: configuration, state dict and metadata (atomically).
+
+    Parameters
+    ----------
+    path : path-like
+        Output file, e.g. ``model.pt``.
+    model : `~jwst_embed.models.MultimodalModel`
+        The model (unwrapped from DDP / ``torch.compile``); must have ``config.to_dict()``.
+    metadata : mapping, optional
+        Plain values to keep with it (training step, data, versions, ...).
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+    """
+    from .. import __version__
+
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    payload = {
+        "format": MODEL_FORMAT,
+        "model_class": type(model).__name__,
+        "config": model.config.to_dict(),
+        "state_dict": state,
+        "metadata": {"jwst_embed_version": __version__, "torch_version": str(torch.__version__), **dict(metadata or {})},
+    }
+    return atomic_save(payload, path)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Rebuild a `~jwst_embed.models.MultimodalModel` from a model file or a training checkpoint.
+
+    Parameters
+    ----------
+    path : path-like
+        ``model.pt`` written by `save_model`, or a training checkpoint (``latest.pt``).
+    map_location : str or `torch.device`
+        Device of the returned model.
+
+    Returns
+    -------
+    model : `~jwst_embed.models.MultimodalModel`
+        In eval mode.
+
+    Raises
+    ------
+    ValueError
+        If the file is neither a model file nor a training checkpoint.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from jwst_embed.models import ModelConfig, MultimodalModel
+    >>> from jwst_embed.training.checkpoint import load_model, save_model
+    >>> model = MultimodalModel(ModelConfig.preset("tiny"))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = load_model(save_model(f"{tmp}/model.pt", model))
+    >>> loaded.config == model.config
+    True
+    """
+    from ..models import ModelConfig, MultimodalModel
+
+    payload = load_checkpoint(path, map_location=map_location)
+    tag = payload.get("format")
+    if tag == MODEL_FORMAT:
+        config, state = payload["config"], payload["state_dict"]
+    elif tag == CHECKPOINT_FORMAT:
+        config, state = payload["model_config"], payload["model"]
+    else:
+        raise ValueError(f"{path} is not a jwst_embed model or checkpoint file (format {tag!r})")
+    model = MultimodalModel(ModelConfig.from_dict(config))
+    model.load_state_dict(state)
+    return model.to(map_location).eval()

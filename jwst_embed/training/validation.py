@@ -1,0 +1,250 @@
+"""Quick validation during pretraining: kNN redshift from the fused embedding, spectrum R^2.
+
+These are sanity numbers computed every few hundred steps on a fixed mock set,
+not the benchmark results (those come from trained heads, `benchmarks/`). They
+follow DESIGN.md section 8:
+
+- ``redshift_sigma_nmad``: sigma_NMAD = 1.4826 median(|dz - median(dz)|) with
+  dz = (z_pred - z_true) / (1 + z_true), where z_pred is a k-nearest-neighbour
+  regression (scikit-learn ``KNeighborsRegressor``, ``weights="distance"``) fit on
+  the fused embeddings of the first half of the validation set and evaluated on
+  the second half; the embeddings are L2-normalised, so Euclidean neighbours are
+  cosine neighbours. ``redshift_outlier_fraction`` is the fraction with |dz| > 0.15.
+- ``spectrum_r2``: the spectrum decoder's output from the fused embedding of
+  *all* present modalities against the noiseless mock spectrum, both in the
+  model's stretched space (``asinh(f_nu / SPECTRUM_SOFTENING_NJY)``) on the model
+  grid; per object 1 - sum((f_rec - f_true)^2) / sum((f_true - mean f_true)^2),
+  averaged over the objects that have a spectrum.
+- ``spectrum_r2_images``: the same with the spectrum hidden from the model
+  (decoded from the fused embedding of the images alone), over the objects that
+  have a spectrum *and* at least one image: spectrum prediction from imaging.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "sigma_nmad",
+    "outlier_fraction",
+    "knn_redshift",
+    "spectrum_r2",
+    "quick_validation",
+]
+
+
+def sigma_nmad(z_pred, z_true) -> float:
+    """Normalised median absolute deviation of dz = (z_pred - z_true) / (1 + z_true).
+
+    Parameters
+    ----------
+    z_pred, z_true : array-like
+        Predicted and true redshifts (same length, at least one).
+
+    Returns
+    -------
+    sigma : float
+        ``1.4826 * median(|dz - median(dz)|)``.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are empty or differ in length.
+
+    Examples
+    --------
+    >>> from jwst_embed.training.validation import sigma_nmad
+    >>> round(sigma_nmad([1.1, 2.0, 3.4], [1.0, 2.0, 3.0]), 5)  # dz = 0.05, 0, 0.1
+    0.07413
+    """
+    dz = _dz(z_pred, z_true)
+    return float(1.4826 * np.median(np.abs(dz - np.median(dz))))
+
+
+def outlier_fraction(z_pred, z_true, threshold: float = 0.15) -> float:
+    """Fraction of objects with ``|dz| > threshold`` (DESIGN.md section 8).
+
+    Examples
+    --------
+    >>> from jwst_embed.training.validation import outlier_fraction
+    >>> outlier_fraction([1.0, 3.0], [1.0, 1.0])
+    0.5
+    """
+    return float(np.mean(np.abs(_dz(z_pred, z_true)) > threshold))
+
+
+def _dz(z_pred, z_true) -> np.ndarray:
+    z_pred = np.asarray(z_pred, dtype=np.float64).ravel()
+    z_true = np.asarray(z_true, dtype=np.float64).ravel()
+    if z_pred.size == 0 or z_pred.shape != z_true.shape:
+        raise ValueError(f"z_pred and z_true must be non-empty and of equal length, got {z_pred.size} and {z_true.size}")
+    return (z_pred - z_true) / (1.0 + z_true)
+
+
+def knn_redshift(embeddings, redshift, n_neighbors: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Predict redshifts of the second half of a set from the first half's, by kNN.
+
+    Parameters
+    ----------
+    embeddings : array-like
+        ``(N, D)`` embeddings, N >= 4; L2-normalised here.
+    redshift : array-like
+        ``(N,)`` true redshifts.
+    n_neighbors : int
+        Neighbours (capped at the size of the first half).
+
+    Returns
+    -------
+    z_pred, z_true : `~numpy.ndarray`
+        Predictions for and true redshifts of the second half.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 4 objects or the lengths differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_embed.training.validation import knn_redshift
+    >>> z = np.linspace(0.5, 5.0, 40)
+    >>> angle = z / 5.0
+    >>> embedding = np.stack([np.cos(angle), np.sin(angle)], axis=1)[np.r_[0:40:2, 1:40:2]]
+    >>> z_pred, z_true = knn_redshift(embedding, z[np.r_[0:40:2, 1:40:2]], n_neighbors=2)
+    >>> bool(np.abs(z_pred - z_true).max() < 0.2)
+    True
+    """
+    from sklearn.neighbors import KNeighborsRegressor
+
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    redshift = np.asarray(redshift, dtype=np.float64).ravel()
+    if embeddings.ndim != 2 or embeddings.shape[0] != redshift.size or redshift.size < 4:
+        raise ValueError(
+            f"need (N, D) embeddings and N redshifts with N >= 4, got {embeddings.shape} and {redshift.size}"
+        )
+    norm = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    embeddings = embeddings / np.maximum(norm, 1e-12)
+    half = redshift.size // 2
+    regressor = KNeighborsRegressor(n_neighbors=max(1, min(n_neighbors, half)), weights="distance")
+    regressor.fit(embeddings[:half], redshift[:half])
+    return regressor.predict(embeddings[half:]), redshift[half:]
+
+
+def spectrum_r2(prediction: Tensor, truth: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Per-object coefficient of determination of a spectrum reconstruction.
+
+    Parameters
+    ----------
+    prediction, truth : `~torch.Tensor`
+        ``(B, L)`` reconstructed and true spectra on the same grid.
+    valid : `~torch.Tensor`, optional
+        ``(B, L)`` bool, pixels to use (all if omitted).
+
+    Returns
+    -------
+    r2 : `~torch.Tensor`
+        ``(B,)`` float64, ``1 - sum((pred - true)^2) / sum((true - mean(true))^2)``
+        over valid pixels; NaN for objects whose truth is constant there (the caller
+        drops them).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.training.validation import spectrum_r2
+    >>> truth = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    >>> spectrum_r2(truth, truth).tolist(), spectrum_r2(truth.mean().expand(1, 4), truth).tolist()
+    ([1.0], [0.0])
+    """
+    prediction, truth = prediction.double(), truth.double()
+    valid = torch.ones_like(truth, dtype=torch.bool) if valid is None else valid.bool()
+    weight = valid.double()
+    count = weight.sum(dim=1).clamp_min(1.0)
+    mean = (truth * weight).sum(dim=1, keepdim=True) / count[:, None]
+    residual = ((prediction - truth) ** 2 * weight).sum(dim=1)
+    total = ((truth - mean) ** 2 * weight).sum(dim=1)
+    r2 = 1.0 - residual / total.clamp_min(1e-300)
+    return torch.where(total > 0, r2, torch.full_like(r2, math.nan))
+
+
+@torch.no_grad()
+def quick_validation(
+    model: torch.nn.Module,
+    batches: Iterable,
+    n_neighbors: int = 10,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Validation metrics of a `~jwst_embed.models.MultimodalModel` on fixed batches.
+
+    Parameters
+    ----------
+    model : `~jwst_embed.models.MultimodalModel`
+        The (unwrapped) model; evaluated in eval mode, its mode restored after.
+    batches : iterable of `~jwst_embed.preprocessing.Batch`
+        The fixed validation set, already on the model's device, with
+        ``targets["redshift"]`` and (for the R^2) ``targets["spectrum_noiseless"]``.
+    n_neighbors : int
+        k of the kNN redshift regression.
+    autocast_dtype : `torch.dtype`, optional
+        Run the model under autocast with this dtype (e.g. ``torch.bfloat16`` on GPU).
+
+    Returns
+    -------
+    metrics : dict of str to float
+        ``redshift_sigma_nmad``, ``redshift_outlier_fraction`` (needs >= 4
+        objects with redshifts), ``spectrum_r2`` and ``spectrum_r2_images``
+        (when there are spectra with noiseless targets); see the module docstring.
+        Keys whose inputs are missing are left out (never NaN).
+    """
+    from ..models.multimodal import DECODER_MODE
+    from ..preprocessing.stretch import SPECTRUM_SOFTENING_NJY, asinh_stretch
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    embeddings, redshifts, r2_all, r2_images = [], [], [], []
+    try:
+        for batch in batches:
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                output = model(batch, mask_inputs=False, modality_dropout=False)
+            embeddings.append(output.fused.float().cpu())
+            targets: Mapping[str, Tensor] = getattr(batch, "targets", None) or {}
+            if "redshift" in targets:
+                redshifts.append(targets["redshift"].float().cpu())
+            if "spectrum_noiseless" not in targets or DECODER_MODE not in batch.modalities:
+                continue
+            truth = asinh_stretch(targets["spectrum_noiseless"].float(), SPECTRUM_SOFTENING_NJY)
+            has_spectrum = batch.present[:, batch.modalities.index(DECODER_MODE)].bool()
+            if bool(has_spectrum.any()):
+                r2 = spectrum_r2(output.decoded_spectrum.float()[has_spectrum], truth[has_spectrum])
+                r2_all.append(r2.cpu())
+            bands = [name for name in batch.modalities if name in batch.images]
+            if not bands:
+                continue
+            images_only = batch.select(bands)
+            usable = has_spectrum & images_only.present.any(dim=1)
+            if bool(usable.any()):
+                # Objects left without any modality cannot be embedded: keep only the usable rows.
+                subset = images_only.index(torch.nonzero(usable).flatten())
+                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                    decoded = model(subset, mask_inputs=False, modality_dropout=False).decoded_spectrum
+                r2_images.append(spectrum_r2(decoded.float(), truth[usable]).cpu())
+    finally:
+        model.train(was_training)
+    metrics: dict[str, float] = {}
+    if redshifts and sum(len(z) for z in redshifts) == sum(len(e) for e in embeddings) >= 4:
+        z_pred, z_true = knn_redshift(torch.cat(embeddings).numpy(), torch.cat(redshifts).numpy(), n_neighbors)
+        metrics["redshift_sigma_nmad"] = sigma_nmad(z_pred, z_true)
+        metrics["redshift_outlier_fraction"] = outlier_fraction(z_pred, z_true)
+    for name, values in (("spectrum_r2", r2_all), ("spectrum_r2_images", r2_images)):
+        if values:
+            values = torch.cat(values)
+            values = values[torch.isfinite(values)]
+            if values.numel():
+                metrics[name] = float(values.mean())
+    return metrics
+

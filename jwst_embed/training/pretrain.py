@@ -72,6 +72,7 @@ METRIC_COLUMNS = (
     "spectrum_mask", "image_mask", "contrastive", "consistency", "decoder", "decoder_subset", "temperature",
     "samples_per_s",
     "val_redshift_sigma_nmad", "val_redshift_outlier_fraction", "val_spectrum_r2", "val_spectrum_r2_images",
+    "val_spectrum_r2_median", "val_spectrum_r2_images_median",
 )  # fmt: skip
 
 

@@ -15,6 +15,8 @@ follow DESIGN.md section 8:
   model's stretched space (``asinh(f_nu / SPECTRUM_SOFTENING_NJY)``) on the model
   grid; per object 1 - sum((f_rec - f_true)^2) / sum((f_true - mean f_true)^2),
   averaged over the objects that have a spectrum.
+  ``spectrum_r2_median`` is the median over objects (robust to the few nearly flat
+  spectra whose tiny variance makes their R^2 hugely negative).
 - ``spectrum_r2_images``: the same with the spectrum hidden from the model
   (decoded from the fused embedding of the images alone), over the objects that
   have a spectrum *and* at least one image: spectrum prediction from imaging.
@@ -246,5 +248,8 @@ def quick_validation(
             values = values[torch.isfinite(values)]
             if values.numel():
                 metrics[name] = float(values.mean())
+                # The mean follows DESIGN.md but a few nearly flat (faint) spectra with tiny variance
+                # can drive it far below zero; the median shows what a typical object gets.
+                metrics[f"{name}_median"] = float(values.median())
     return metrics
 

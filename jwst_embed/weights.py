@@ -85,7 +85,23 @@ def base_url() -> str:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    """The sha256 (hex) of a file, read in chunks."""
+    """The sha256 (hex) of a file, read in chunks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File to hash.
+
+    Returns
+    -------
+    str
+        64-character lower-case hexadecimal digest.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or read (e.g. `FileNotFoundError`).
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -25,7 +25,28 @@ _LOG_WAVELENGTH_MAX = math.log(5.3)
 
 
 def patchify_images(images: Tensor, patch: int) -> Tensor:
-    """Cut ``(N, H, W)`` images into ``(N, (H/patch)*(W/patch), patch*patch)`` patches, row-major."""
+    """Cut ``(N, H, W)`` images into ``(N, (H/patch)*(W/patch), patch*patch)`` patches, row-major.
+
+    Parameters
+    ----------
+    images : `~torch.Tensor`
+        ``(N, H, W)`` single-band images; H and W must be multiples of ``patch``.
+    patch : int
+        Side of a square patch in pixels.
+
+    Returns
+    -------
+    patches : `~torch.Tensor`
+        ``(N, (H/patch)*(W/patch), patch*patch)``; patches in row-major order over the
+        image, pixels row-major within a patch.
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not 3-D.
+    RuntimeError
+        If H or W is not a multiple of ``patch`` (from `torch.Tensor.reshape`).
+    """
     n, height, width = images.shape
     grid = images.reshape(n, height // patch, patch, width // patch, patch)
     return grid.permute(0, 1, 3, 2, 4).reshape(n, -1, patch * patch)

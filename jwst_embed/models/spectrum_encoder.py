@@ -21,7 +21,25 @@ __all__ = ["SpectrumEncoder", "SpectrumDecoder", "patchify_spectra"]
 
 
 def patchify_spectra(spectra: Tensor, patch: int) -> Tensor:
-    """Cut ``(N, L)`` spectra into ``(N, L/patch, patch)`` patches."""
+    """Cut ``(N, L)`` spectra into ``(N, L/patch, patch)`` patches.
+
+    Parameters
+    ----------
+    spectra : `~torch.Tensor`
+        ``(N, L)`` spectra on the model grid; L must be a multiple of ``patch``.
+    patch : int
+        Pixels per patch.
+
+    Returns
+    -------
+    patches : `~torch.Tensor`
+        ``(N, L/patch, patch)``, consecutive pixels per patch.
+
+    Raises
+    ------
+    RuntimeError
+        If L is not a multiple of ``patch`` (from `torch.Tensor.reshape`).
+    """
     return spectra.reshape(spectra.shape[0], -1, patch)
 
 

@@ -30,6 +30,21 @@ _MODALITY_ORDER = {name: i for i, name in enumerate([*NIRCAM_BANDS, *SPECTRAL_MO
 def modality_order(names: Iterable[str]) -> tuple[str, ...]:
     """Canonical column order: NIRCam bands by pivot wavelength, then spectral modes.
 
+    Parameters
+    ----------
+    names : iterable of str
+        NIRCam band names (e.g. ``"F150W"``) and spectral mode names (e.g. ``"PRISM"``).
+
+    Returns
+    -------
+    tuple of str
+        The names in canonical order, duplicates removed.
+
+    Raises
+    ------
+    ValueError
+        If a name is neither a known NIRCam band nor a known spectral mode.
+
     Examples
     --------
     >>> from jwst_embed.preprocessing import modality_order

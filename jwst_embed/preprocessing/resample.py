@@ -228,10 +228,24 @@ def resampling_coverage(
     Follows specutils: a pixel straddling the first input edge is filled, one straddling
     the last input edge is not. Same parameters and errors as `resampling_matrix`.
 
+    Parameters
+    ----------
+    input_wavelength : `~astropy.units.Quantity`, shape (n_in,)
+        Bin centres of the input spectrum, strictly increasing, within 0.5-5.6 um.
+    grid : SpectralGrid
+        Output grid.
+
     Returns
     -------
     ndarray of bool, shape (grid.n_pixels,)
         True where the pixel is computed from the input.
+
+    Raises
+    ------
+    TypeError, astropy.units.UnitsError, ValueError
+        If the wavelengths are not a Quantity, not a wavelength, empty, non-finite, not
+        strictly increasing, outside 0.5-5.6 um, or cover no grid pixel; `TypeError`
+        also if ``grid`` is not a `SpectralGrid`.
     """
     wave = _wavelength_um(input_wavelength, "input_wavelength")
     return _resampler(wave, grid, "input_wavelength").covered.copy()

@@ -128,7 +128,25 @@ def asinh_stretch(flux_njy: Any, softening: Any) -> Any:
 
 
 def inverse_asinh_stretch(stretched: Any, softening: Any) -> Any:
-    """Inverse of `asinh_stretch`: ``softening * sinh(stretched)`` in nJy."""
+    """Inverse of `asinh_stretch`: ``softening * sinh(stretched)`` in nJy.
+
+    Parameters
+    ----------
+    stretched : array, tensor or float
+        Dimensionless stretched flux.
+    softening : float or `~astropy.units.Quantity`
+        Positive softening in nJy, the one used by `asinh_stretch`.
+
+    Returns
+    -------
+    flux_njy : tensor for a tensor input, else numpy array (or scalar)
+        Flux in nJy, at least float32.
+
+    Raises
+    ------
+    ValueError
+        If the softening is not positive and finite.
+    """
     softening = _check_softening(softening)
     if _is_torch(stretched):
         import torch
@@ -192,6 +210,25 @@ def input_weight(ivar: Any, mask: Any, softening: Any) -> Any:
     ``r`` is the softening in units of the noise: 0.5 where the noise equals the
     softening, towards 1 for deeper data, 0 where masked or ivar = 0. Unlike ivar
     itself it is bounded, so it can be fed to a network next to the stretched flux.
+
+    Parameters
+    ----------
+    ivar : array or tensor
+        Inverse variance in 1/nJy^2; zero, negative or non-finite values give weight 0.
+    mask : array or tensor of bool
+        True = bad, same shape as ``ivar``; masked pixels get weight 0.
+    softening : float or `~astropy.units.Quantity`
+        Positive softening in nJy, e.g. `IMAGE_SOFTENING_NJY`.
+
+    Returns
+    -------
+    weight : same kind as ``ivar``
+        In [0, 1], at least float32; 0 where masked or ivar is not positive and finite.
+
+    Raises
+    ------
+    ValueError
+        If the softening is not positive and finite.
 
     Examples
     --------

@@ -285,9 +285,8 @@ class MockCatalogue:
 
     def labels(self):
         """The per-object labels as an `~astropy.table.Table`."""
-        from astropy.table import Table
-
         import h5py
+        from astropy.table import Table
 
         with h5py.File(self.path, "r") as h5:
             columns = {key: h5[f"labels/{key}"][:] for key in h5["labels"] if h5[f"labels/{key}"].ndim == 1}

@@ -51,6 +51,17 @@ def to_plain(value: Any) -> Any:
     subclasses (e.g. ``torch.__version__``) plain str; dicts, lists and tuples are
     walked; tensors and plain values are kept.
 
+    Parameters
+    ----------
+    value : object
+        Value to store in a checkpoint, possibly nested.
+
+    Returns
+    -------
+    object
+        The same value built only from tensors, torch dtypes and devices, and plain
+        Python values (dicts, lists, tuples, str, numbers, bool, None).
+
     Raises
     ------
     TypeError
@@ -190,6 +201,17 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     """Restore RNG states captured by `capture_rng_state`.
 
     CUDA states are restored only when as many CUDA devices are visible as were saved.
+
+    Parameters
+    ----------
+    state : mapping
+        A dictionary from `capture_rng_state` (e.g. loaded from a checkpoint), with
+        ``"torch"``, ``"numpy"``, ``"python"`` and optionally ``"cuda"`` entries.
+
+    Raises
+    ------
+    KeyError
+        If ``state`` lacks the ``"torch"``, ``"numpy"`` or ``"python"`` entry.
     """
     torch.set_rng_state(state["torch"].cpu())
     numpy_state = state["numpy"]

@@ -57,6 +57,19 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     ``"auto"`` is CUDA when available, else CPU; a bare ``"cuda"`` becomes
     ``cuda:<local_rank>`` so that each process of a node gets its own GPU.
 
+    Parameters
+    ----------
+    device : str or `torch.device`
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` or a `torch.device`.
+    local_rank : int
+        Rank of this process on its node; picks the GPU for a bare ``"cuda"``
+        (modulo the number of visible GPUs).
+
+    Returns
+    -------
+    `torch.device`
+        The device to use, with an index for CUDA.
+
     Raises
     ------
     ValueError
@@ -119,13 +132,33 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float = 180
 
 
 def shutdown_distributed(context: DistributedContext) -> None:
-    """Close the process group if `init_distributed` opened it."""
+    """Close the process group if `init_distributed` opened it.
+
+    Parameters
+    ----------
+    context : `DistributedContext`
+        The context `init_distributed` returned; a group opened elsewhere is left open.
+    """
     if context.initialized_here and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def all_reduce_mean(value: torch.Tensor, context: DistributedContext) -> torch.Tensor:
-    """Mean of ``value`` over all processes (the value itself in a single process)."""
+    """Mean of ``value`` over all processes (the value itself in a single process).
+
+    Parameters
+    ----------
+    value : `~torch.Tensor`
+        Tensor of the same shape on every process, on ``context.device``.
+    context : `DistributedContext`
+        Where this process sits; every process of the group must call this.
+
+    Returns
+    -------
+    `~torch.Tensor`
+        The mean over processes, detached from the graph (``value`` itself, not a copy,
+        in a single process).
+    """
     if not context.distributed:
         return value
     value = value.detach().clone()

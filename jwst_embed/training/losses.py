@@ -78,6 +78,19 @@ def masked_image_loss(
 
     Same as `masked_spectrum_loss` with ``(N, P, patch**2)`` patches of
     single-band images (all bands stacked).
+
+    Parameters
+    ----------
+    prediction, target_stretched, weight : `~torch.Tensor`
+        ``(N, P, patch**2)`` predicted and true stretched flux and pixel weights.
+    patch_mask : `~torch.Tensor`
+        ``(N, P)`` bool, True = patch was hidden (only these count).
+
+    Returns
+    -------
+    loss : `~torch.Tensor`
+        Scalar float32, ``sum(w (pred - target)^2) / sum(w)`` over hidden patches
+        (0 when no hidden pixel has weight).
     """
     return _weighted_mse(
         prediction, target_stretched, weight * patch_mask[..., None].to(weight.dtype)
@@ -88,6 +101,16 @@ def spectrum_decoder_loss(prediction: Tensor, target_stretched: Tensor, weight: 
     """Weighted mean squared error of a whole decoded spectrum ``(B, L)``.
 
     Objects without a spectrum have zero weight and do not count.
+
+    Parameters
+    ----------
+    prediction, target_stretched, weight : `~torch.Tensor`
+        ``(B, L)`` decoded and true stretched flux and pixel weights.
+
+    Returns
+    -------
+    loss : `~torch.Tensor`
+        Scalar float32, ``sum(w (pred - target)^2) / sum(w)`` (0 when all weights are 0).
     """
     return _weighted_mse(prediction, target_stretched, weight)
 

@@ -497,6 +497,20 @@ def parameter_groups(modules: list[nn.Module], weight_decay: float) -> list[dict
 
     Biases, LayerNorm scales, learned vectors (type embeddings, temperature)
     are not decayed: shrinking them toward zero has no regularising meaning.
+
+    Parameters
+    ----------
+    modules : list of `~torch.nn.Module`
+        Modules whose trainable parameters are optimised; a parameter shared between
+        modules is listed once, frozen ones (``requires_grad`` False) are left out.
+    weight_decay : float
+        Weight decay of the decayed group.
+
+    Returns
+    -------
+    groups : list of dict
+        Two groups for `torch.optim.AdamW`: matrices with ``weight_decay``, then the
+        rest with weight decay 0.
     """
     decay, no_decay, seen = [], [], set()
     for module in modules:
@@ -510,6 +524,22 @@ def parameter_groups(modules: list[nn.Module], weight_decay: float) -> list[dict
 
 def cosine_with_warmup(step: int, warmup_steps: int, max_steps: int, min_lr_fraction: float = 0.0) -> float:
     """Learning-rate factor: linear warm-up to 1, then cosine decay to ``min_lr_fraction``.
+
+    Parameters
+    ----------
+    step : int
+        Optimiser step, counted from 0.
+    warmup_steps : int
+        Steps of linear warm-up (factor ``(step + 1) / warmup_steps``); 0 for none.
+    max_steps : int
+        Step at which the cosine reaches ``min_lr_fraction``; later steps stay there.
+    min_lr_fraction : float
+        Final factor, as a fraction of the peak learning rate.
+
+    Returns
+    -------
+    float
+        Multiplier of the peak learning rate, e.g. for `torch.optim.lr_scheduler.LambdaLR`.
 
     Examples
     --------

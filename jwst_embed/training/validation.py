@@ -71,6 +71,24 @@ def sigma_nmad(z_pred, z_true) -> float:
 def outlier_fraction(z_pred, z_true, threshold: float = 0.15) -> float:
     """Fraction of objects with ``|dz| > threshold`` (DESIGN.md section 8).
 
+    Parameters
+    ----------
+    z_pred, z_true : array-like
+        Predicted and true redshifts, same non-zero length;
+        ``dz = (z_pred - z_true) / (1 + z_true)``.
+    threshold : float
+        Outlier limit on ``|dz|``.
+
+    Returns
+    -------
+    float
+        Fraction in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the inputs are empty or of different lengths.
+
     Examples
     --------
     >>> from jwst_embed.training.validation import outlier_fraction

@@ -1,0 +1,38 @@
+"""Every public name has a numpydoc docstring (the API pages are generated from them)."""
+
+import importlib
+import inspect
+
+import pytest
+
+MODULES = [
+    "jwst_embed",
+    "jwst_embed.bands",
+    "jwst_embed.io",
+    "jwst_embed.preprocessing",
+    "jwst_embed.simulation",
+    "jwst_embed.models",
+    "jwst_embed.training",
+    "jwst_embed.weights",
+]
+
+
+def _public_callables():
+    seen = set()
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and id(obj) not in seen:
+                seen.add(id(obj))
+                yield f"{module_name}.{name}", obj
+
+
+@pytest.mark.parametrize("qualname, obj", list(_public_callables()), ids=lambda v: v if isinstance(v, str) else "")
+def test_has_numpydoc_docstring(qualname, obj):
+    doc = inspect.getdoc(obj)
+    assert doc and len(doc.split()) >= 3, f"{qualname} has no docstring"
+    if inspect.isfunction(obj):
+        parameters = [p for p in inspect.signature(obj).parameters if p not in ("self", "cls")]
+        if parameters:
+            assert "Parameters\n----------" in doc, f"{qualname} does not document its parameters"

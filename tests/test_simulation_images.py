@@ -17,6 +17,7 @@ from jwst_embed.simulation.morphology import (
     sample_structure,
 )
 from jwst_embed.simulation.psf import jwst_psf, psf_fwhm
+from jwst_embed.simulation.sersic import SersicLookup
 
 SERSIC_INDICES = (0.5, 1.0, 2.0, 4.0, 6.0)
 
@@ -76,6 +77,21 @@ def test_sersic_fourier_transform_closed_forms():
     torch.testing.assert_close(gaussian, torch.exp(-(x**2) / (4 * b05)), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="sersic_n"):
         sersic_fourier_transform(torch.tensor([7.0]), x)
+
+
+@pytest.mark.parametrize("sersic_n", [0.37, 0.73, 1.52, 3.33, 5.86])
+def test_sersic_lookup_between_table_nodes_matches_galsim(sersic_n):
+    """Indices between the table's n nodes (interpolated) and the float-bits look-up in x^2."""
+    galsim = pytest.importorskip("galsim")
+    x = np.logspace(-2, 2.5, 60)
+    lookup = SersicLookup()
+    ours = lookup(lookup.rows(torch.tensor([sersic_n])), torch.tensor(x[None] ** 2, dtype=torch.float32))[0].numpy()
+    profile = galsim.Sersic(sersic_n, half_light_radius=1.0)
+    reference = np.array([profile.kValue(galsim.PositionD(k, 0.0)).real for k in x])
+    np.testing.assert_allclose(ours, reference, atol=3e-4)
+    # Ends of the table: unit flux at k = 0, vanishing far out; never NaN.
+    ends = lookup(lookup.rows(torch.tensor([sersic_n])), torch.tensor([[0.0, 1e-30, 1e30, float("inf")]]))[0]
+    assert torch.allclose(ends[:2], torch.ones(2), atol=1e-6) and bool((ends[2:].abs() < 1e-4).all())
 
 
 def test_psf_matches_galsim_airy():
@@ -236,6 +252,29 @@ def test_determinism_and_finite_outputs(sample_batch):
     clumpy = sample_batch["morphology"] == 3
     assert not torch.allclose(first["images_noiseless"][clumpy], other["images_noiseless"][clumpy])
     assert first["images"].dtype == torch.float32 and first["images_mask"].dtype == torch.bool
+
+
+def test_gpu_code_path_matches_cpu_path(sample_batch):
+    """The synchronisation-free path (every component of every object, as on a GPU) gives
+    the images of the CPU path, which sorts objects and skips absent components."""
+    size = sample_batch["morphology"].numel()
+    flux, depth = torch.rand((size, 4), generator=torch.Generator().manual_seed(4)) * 50, torch.full((size, 4), 29.0)
+    cpu = ImageRenderer(chunk_size=7)
+    dense = ImageRenderer(chunk_size=10)
+    dense._sync_free = True  # what a CUDA device selects
+    first = cpu.render(sample_batch, flux, depth, torch.Generator().manual_seed(3))
+    second = dense.render(sample_batch, flux, depth, torch.Generator().manual_seed(3))
+    scale = float(first["images_noiseless"].abs().max())
+    torch.testing.assert_close(first["images_noiseless"], second["images_noiseless"], rtol=0, atol=1e-5 * scale)
+
+
+def test_max_clumps_is_enforced(sample_batch):
+    renderer = ImageRenderer(bands=("F150W",), max_clumps=4)
+    size = sample_batch["morphology"].numel()
+    with pytest.raises(ValueError, match="n_clumps"):
+        renderer.render(sample_batch, torch.ones((size, 1)), torch.full((size, 1), 29.0))
+    with pytest.raises(ValueError, match="max_clumps"):
+        ImageRenderer(max_clumps=0)
 
 
 @pytest.mark.parametrize("band", ["F150W", "F277W", "F444W"])

@@ -9,23 +9,23 @@ of one band is
 
 and it is computed exactly in Fourier space, for a whole batch at once:
 
-1. **Exact Sersic profiles for any n.** The 2D Fourier transform of a unit-flux circular
-   Sersic profile is a Hankel transform that depends only on ``n`` and ``k r_e``. It is
-   tabulated once (`sersic_fourier_transform`; FFTLog, `scipy.fft.fht`, ~0.6 s on first use)
-   for n = 0.3 ... 6.5 in steps of 0.05 and 1e-4 < k r_e < 1e5 (4096 log-spaced points), and
-   interpolated linearly in n and in log(k r_e); it agrees with GalSim's Sersic ``kValue``
-   to ~1e-4 of the total flux. Ellipticity and orientation enter through the argument:
-   ``k r_e -> r_e sqrt(k_major^2 + q^2 k_minor^2)`` (``r_e`` is the semi-major-axis half-light
-   radius, ``q`` the axis ratio).
-2. **PSF and pixel.** The product is multiplied by the band's optical transfer function
-   (`jwst_embed.simulation.psf`, an obscured Airy pattern scaled to the flight FWHM) and by
-   the pixel top-hat, ``sinc(k_x dx / 2 pi) sinc(k_y dx / 2 pi)``.
+1. **Exact Sersic profiles for any n**, from a table of the Fourier transform of the
+   circular profile (`jwst_embed.simulation.sersic`), with ellipticity and orientation in
+   the argument: ``(k r_e)^2 -> r_e^2 (k_major^2 + q^2 k_minor^2)``.
+2. **Geometry once, colours per band.** The shape of every component is the same in all
+   bands, so each component's transform (profile x shift phase) is computed once per object;
+   a band is then ``OTF_band(k) x pixel(k) x sum_c flux_{c,band} component_c(k)``, where
+   the OTF is that of the band's obscured Airy PSF (`jwst_embed.simulation.psf`) and the
+   pixel top-hat is ``sinc(k_x dx / 2 pi) sinc(k_y dx / 2 pi)``.
 3. **Exact sampling.** A diffraction-limited PSF is band limited (its OTF is zero beyond
    ``2 pi / (lambda / D)``), but the short-wavelength bands extend past the grid's Nyquist
-   frequency (the 0.04" grid undersamples F115W and F150W). The Fourier transform is
-   therefore evaluated on every lattice frequency inside the largest cutoff and *folded*
-   (aliases summed) onto the FFT grid, which gives the pixel-integrated image sampled at the
-   pixel centres without oversampling and without approximation.
+   frequency (the 0.04" grid undersamples F115W and F150W). The transform is therefore
+   evaluated on every lattice frequency inside each band's cutoff and *folded* (aliases
+   summed) onto the FFT grid, which gives the pixel-integrated image sampled at the pixel
+   centres without oversampling and without approximation. The frequencies are a dense
+   rectangle (the ``k_x`` that fold onto the real-FFT half plane x all ``k_y``), so shift
+   phases are outer products of two 1D phases, each band is a sub-rectangle, and the fold
+   is a few slice additions fused with the last multiplication.
 4. **Wrap-around.** The inverse FFT is periodic, so the grid is padded (``padding=2``: a
    128 x 128 FFT for a 64 x 64 stamp) and cropped; light from more than about one stamp
    width away still wraps in, which matters only for very extended, high-n profiles.
@@ -36,6 +36,10 @@ band's total flux kept exact). Noise is white Gaussian with the per-pixel sigma 
 `pixel_noise_njy` (5-sigma point-source depth measured in a 0.2" diameter aperture with
 aperture correction); source Poisson noise and correlated (drizzle) noise are left out.
 
+On a GPU the renderer is pure batched tensor work (every component of every object, no
+host synchronisation after one input check); on the CPU it sorts the objects by the
+components they have and skips absent components chunk by chunk.
+
 Conventions of the stamp: the object centre is at pixel coordinate ``(n - 1) / 2`` (0-based;
 a pixel corner for even ``n``, as in `~jwst_embed.preprocessing.ImageGrid` and GalSim);
 arrays are ``[..., row, column]`` = ``[..., y, x]``; angles are counter-clockwise from the
@@ -44,25 +48,25 @@ arrays are ``[..., row, column]`` = ``[..., y, x]``; angles are counter-clockwis
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import astropy.units as u
 import numpy as np
 import torch
-from scipy import fft as sp_fft
-from scipy import special
 
-from jwst_embed.bands import Band, get_band
+from jwst_embed.bands import get_band
 from jwst_embed.preprocessing.images import DEFAULT_IMAGE_GRID, ImageGrid
-from jwst_embed.simulation.psf import AiryPSF, jwst_psf
+
+# pixel_noise_njy: importable from here, where the renderer's noise is made.
+from jwst_embed.simulation.psf import AB_ZEROPOINT_NJY, AiryPSF, jwst_psf, pixel_noise_njy  # noqa: F401
+
+# sersic_fourier_transform: importable from here as before jwst_embed.simulation.sersic existed.
+from jwst_embed.simulation.sersic import SERSIC_N_RANGE, SersicLookup, sersic_fourier_transform  # noqa: F401
 
 __all__ = [
     "DEFAULT_RENDER_BANDS",
     "STRUCTURE_KEYS",
-    "sersic_fourier_transform",
-    "pixel_noise_njy",
     "ImageRenderer",
 ]
 
@@ -95,187 +99,18 @@ STRUCTURE_KEYS: dict[str, float | None] = {
     "point_fraction": 0.0,  # share of all light in an unresolved point source
 }
 
-# Sersic Fourier table: n grid, log(k r_e) grid.
-_N_MIN, _N_MAX, _N_STEP = 0.3, 6.5, 0.05
-_LNX_MIN, _LNX_MAX, _N_LNX = math.log(1e-4), math.log(1e5), 4096
-_AB_ZEROPOINT_NJY = 31.4  # m_AB = -2.5 log10(f / nJy) + 31.4 (3631 Jy = 0 mag)
+# Allowed ranges of the structure keys (n_clumps up to the renderer's max_clumps).
+_LIMITS = {
+    "bulge_fraction": (0, 1), "clump_fraction": (0, 1), "point_fraction": (0, 1),
+    "bulge_n": SERSIC_N_RANGE, "disk_n": SERSIC_N_RANGE, "companion_n": SERSIC_N_RANGE,
+    "bulge_q": (0.01, 1), "disk_q": (0.01, 1), "companion_q": (0.01, 1),
+    "bulge_re_arcsec": (1e-5, 100), "disk_re_arcsec": (1e-5, 100),
+    "companion_re_arcsec": (1e-5, 100), "clump_sigma_arcsec": (1e-5, 100),
+    "companion_flux_ratio": (0, 1e3),
+}
+# Flux columns of `ImageRenderer._fluxes`.
+_BULGE, _DISK, _COMPANION, _CLUMPS, _POINT = range(5)
 _REFERENCE_WAVELENGTH_UM = 2.0  # colour gradients are power laws in wavelength around this
-
-
-@functools.lru_cache(maxsize=1)
-def _sersic_table() -> np.ndarray:
-    """F(n, k r_e) on the (n, log x) grid, shape (n_n, n_x), float64; unit flux.
-
-    FFTLog (`scipy.fft.fht`) of ``a(r) = 2 pi r I(r)`` gives ``k F(k)``; the radius grid
-    e^-20 ... e^20 r_e (2^15 points) is wide enough that both ends of ``a`` vanish.
-    """
-    n_values = np.arange(_N_MIN, _N_MAX + 1e-9, _N_STEP)
-    n_r = 2**15
-    ln_r = np.linspace(-20.0, 20.0, n_r)
-    dln = ln_r[1] - ln_r[0]
-    r = np.exp(ln_r)
-    offset = sp_fft.fhtoffset(dln, 0.0, initial=0.0)
-    ln_k = offset - ln_r.mean() + (np.arange(n_r) - (n_r - 1) / 2) * dln
-    ln_x = np.linspace(_LNX_MIN, _LNX_MAX, _N_LNX)
-    table = np.empty((n_values.size, _N_LNX))
-    for i, n in enumerate(n_values):
-        b = special.gammaincinv(2 * n, 0.5)
-        # log of the flux integral of exp(-b r^(1/n)) over the plane
-        log_norm = math.log(2 * math.pi * n) + special.gammaln(2 * n) - 2 * n * math.log(b)
-        with np.errstate(under="ignore"):
-            a = 2 * math.pi * r * np.exp(-b * r ** (1 / n) - log_norm)
-        k_ft = sp_fft.fht(a, dln, 0.0, offset=offset)
-        table[i] = np.interp(ln_x, ln_k, k_ft / np.exp(ln_k))
-    return table
-
-
-def _table_rows(table: torch.Tensor, sersic_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-object rows of the table interpolated in n, and their forward differences in x."""
-    pos = ((sersic_n - _N_MIN) / _N_STEP).clamp(0.0, table.shape[0] - 1.0001)
-    lower = pos.long()
-    weight = (pos - lower).unsqueeze(1)
-    rows = table[lower] * (1 - weight) + table[lower + 1] * weight
-    diffs = torch.diff(rows, dim=1, append=rows[:, -1:])
-    return rows, diffs
-
-
-def _lookup(rows: torch.Tensor, diffs: torch.Tensor, kr2: torch.Tensor) -> torch.Tensor:
-    """F at (k r_e)^2 = kr2 (B, P), linear in log(k r_e); below the table F = F(1e-4) ~ 1."""
-    step = (_LNX_MAX - _LNX_MIN) / (_N_LNX - 1)
-    # log(0) = -inf is clamped to the first node (k = 0: unit flux).
-    pos = torch.log(kr2).mul_(0.5 / step).add_(-_LNX_MIN / step).clamp_(0.0, _N_LNX - 1.0)
-    index = pos.long()
-    frac = pos.sub_(index)
-    return rows.gather(1, index).addcmul_(frac, diffs.gather(1, index))
-
-
-def sersic_fourier_transform(sersic_n: torch.Tensor, wavenumber_re: torch.Tensor) -> torch.Tensor:
-    """Fourier transform of a unit-flux circular Sersic profile.
-
-    Parameters
-    ----------
-    sersic_n : `torch.Tensor`
-        (B,) Sersic indices, 0.3 <= n <= 6.5.
-    wavenumber_re : `torch.Tensor`
-        (B, P) angular wavenumber times half-light radius, ``|k| r_e`` (k in radians per unit
-        of r_e), >= 0.
-
-    Returns
-    -------
-    `torch.Tensor`
-        (B, P) values of ``F(k) = 2 pi integral I(r) J0(k r) r dr`` with ``F(0) = 1``.
-
-    Raises
-    ------
-    ValueError
-        If an index is outside the table.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from jwst_embed.simulation.images import sersic_fourier_transform
-    >>> x = torch.tensor([[0.0, 1.0, 10.0]])
-    >>> sersic_fourier_transform(torch.tensor([1.0]), x)   # exponential: (1 + (x/b)^2)^-1.5
-    tensor([[1.0000, 0.6340, 0.0045]])
-    """
-    sersic_n = torch.as_tensor(sersic_n)
-    _check_range("sersic_n", sersic_n, _N_MIN, _N_MAX)
-    table = torch.from_numpy(_sersic_table()).to(device=wavenumber_re.device, dtype=torch.float32)
-    rows, diffs = _table_rows(table, sersic_n.to(wavenumber_re.device, torch.float32))
-    x = torch.as_tensor(wavenumber_re, dtype=torch.float32)
-    return _lookup(rows, diffs, x * x)
-
-
-def _check_range(name: str, values: torch.Tensor, low: float, high: float) -> None:
-    if not bool(torch.isfinite(values).all()):
-        raise ValueError(f"{name} has non-finite values")
-    if values.numel() and (float(values.min()) < low or float(values.max()) > high):
-        raise ValueError(
-            f"{name} must lie in [{low}, {high}], got values from {float(values.min()):.4g} to {float(values.max()):.4g}"
-        )
-
-
-@functools.lru_cache(maxsize=256)
-def _noise_factor(band_name: str, fwhm_arcsec: float, obscuration: float, pixel_arcsec: float, aperture_arcsec: float) -> float:
-    """sigma_pixel / F_5sigma for one band, grid and aperture."""
-    psf = AiryPSF(band=band_name, fwhm=fwhm_arcsec * u.arcsec, obscuration=obscuration)
-    radius = aperture_arcsec / 2
-    encircled = psf.encircled_energy(radius)
-    pixels_in_aperture = math.pi * radius**2 / pixel_arcsec**2
-    return encircled / (5.0 * math.sqrt(pixels_in_aperture))
-
-
-def pixel_noise_njy(
-    depth_ab,
-    band: str | Band,
-    grid: ImageGrid = DEFAULT_IMAGE_GRID,
-    aperture_diameter: u.Quantity = 0.2 * u.arcsec,
-    psf: AiryPSF | None = None,
-):
-    """Per-pixel noise sigma (nJy) on the model grid for a 5-sigma point-source depth.
-
-    Convention: the depth ``m`` is the AB magnitude of a point source detected at 5 sigma
-    in a circular aperture of ``aperture_diameter`` (default 0.2", as JADES and CEERS
-    quote), *after* aperture correction to total flux. With white noise of ``sigma`` per
-    pixel of side ``dx`` the aperture holds ``N = pi (d/2)^2 / dx^2`` pixels, and the point
-    source puts the encircled-energy fraction ``EE(d/2)`` of its total flux
-    ``F_5 = 10^(-0.4 (m - 31.4))`` nJy in it, so::
-
-        5 = F_5 EE / (sigma sqrt(N))   =>   sigma = F_5 EE / (5 sqrt(N))
-
-    ``EE`` is that of the band's mock PSF (`~jwst_embed.simulation.psf.jwst_psf`). Noise
-    correlations from drizzling are ignored (this is the white-noise equivalent).
-
-    Parameters
-    ----------
-    depth_ab : float, array-like, `~astropy.units.Quantity` (ABmag) or `torch.Tensor`
-        5-sigma point-source depth(s) in AB magnitudes.
-    band : str or `~jwst_embed.bands.Band`
-        NIRCam band.
-    grid : `~jwst_embed.preprocessing.ImageGrid`
-        Output pixel grid (its pixel scale sets ``dx``).
-    aperture_diameter : `~astropy.units.Quantity`
-        Diameter of the depth aperture.
-    psf : `~jwst_embed.simulation.psf.AiryPSF`, optional
-        PSF for the aperture correction (default: the band's mock PSF).
-
-    Returns
-    -------
-    sigma : same kind as ``depth_ab``
-        Per-pixel standard deviation in nJy (a tensor for a tensor input, else a numpy
-        array or float).
-
-    Raises
-    ------
-    ValueError
-        If a depth is not finite.
-
-    Examples
-    --------
-    >>> from jwst_embed.simulation.images import pixel_noise_njy
-    >>> round(float(pixel_noise_njy(29.0, "F150W")), 3)
-    0.365
-    """
-    band = get_band(band)
-    psf = jwst_psf(band) if psf is None else psf
-    aperture = float(u.Quantity(aperture_diameter, u.arcsec).to_value(u.arcsec))
-    if not (np.isfinite(aperture) and aperture > 0):
-        raise ValueError(f"aperture_diameter must be positive, got {aperture_diameter!r}")
-    factor = _noise_factor(
-        band.name, float(psf.fwhm.to_value(u.arcsec)), float(psf.obscuration),
-        float(grid.pixel_scale.to_value(u.arcsec)), aperture,
-    )
-    if isinstance(depth_ab, torch.Tensor):
-        if not bool(torch.isfinite(depth_ab).all()):
-            raise ValueError("depth_ab has non-finite values; give a finite 5-sigma depth (AB mag) per band")
-        return factor * torch.pow(10.0, -0.4 * (depth_ab - _AB_ZEROPOINT_NJY))
-    if isinstance(depth_ab, u.Quantity):
-        depth_ab = depth_ab.to_value(u.ABmag)
-    depth = np.asarray(depth_ab, dtype=np.float64)
-    if not np.all(np.isfinite(depth)):
-        raise ValueError("depth_ab has non-finite values; give a finite 5-sigma depth (AB mag) per band")
-    sigma = factor * 10.0 ** (-0.4 * (depth - _AB_ZEROPOINT_NJY))
-    return float(sigma) if sigma.ndim == 0 else sigma
 
 
 def _fft_size(minimum: int) -> int:
@@ -289,6 +124,24 @@ def _fft_size(minimum: int) -> int:
         if rest == 1:
             return size
         size += 2
+
+
+def _fold_groups(lattice: np.ndarray, n_fft: int) -> list[tuple[slice, slice]]:
+    """(source, destination) slices that fold sorted lattice indices onto 0 ... n_fft - 1.
+
+    ``lattice`` is ascending; each run with one alias order ``floor(j / n_fft)`` is
+    contiguous in the source and in the destination (``j mod n_fft``).
+    """
+    groups = []
+    order = np.floor_divide(lattice, n_fft)
+    for m in np.unique(order):
+        where = np.nonzero(order == m)[0]
+        first, last = int(where[0]), int(where[-1]) + 1
+        start = int(lattice[first] - m * n_fft)
+        if last - first != lattice[last - 1] - lattice[first] + 1:
+            raise AssertionError("lattice run is not contiguous")  # cannot happen: see _layout
+        groups.append((slice(first, last), slice(start, start + last - first)))
+    return groups
 
 
 class ImageRenderer:
@@ -316,8 +169,14 @@ class ImageRenderer:
         Set both to 0 for identical morphology in every band.
     bad_pixel_fraction : float
         Fraction of pixels flagged as bad (cosmic rays, hot pixels): masked, value 0, ivar 0.
-    chunk_size : int
-        Objects rendered at once (bounds memory: ~1 MB per object with the defaults).
+    chunk_size : int, optional
+        Objects rendered at once (default 16 on the CPU, where small chunks stay in cache,
+        and 4096 on a GPU; up to ~2 MB per object with the defaults).
+    max_clumps : int
+        Largest ``n_clumps`` accepted (clump positions are drawn for this many per object).
+    compile : bool
+        Compile the per-chunk renderer with `torch.compile` (GPU; off by default, and of
+        little use on the CPU).
 
     Notes
     -----
@@ -353,7 +212,9 @@ class ImageRenderer:
         bulge_color_slope: float = 0.3,
         clump_color_slope: float = -0.5,
         bad_pixel_fraction: float = 0.0,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
+        max_clumps: int = 16,
+        compile: bool = False,
     ) -> None:
         if isinstance(bands, str):
             bands = (bands,)
@@ -368,15 +229,21 @@ class ImageRenderer:
             raise ValueError(f"padding must be >= 1, got {padding!r}")
         if not 0.0 <= bad_pixel_fraction < 1.0:
             raise ValueError(f"bad_pixel_fraction must be in [0, 1), got {bad_pixel_fraction!r}")
-        if chunk_size < 1:
+        if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
+        if not 1 <= max_clumps <= 256:
+            raise ValueError(f"max_clumps must be in [1, 256], got {max_clumps!r}")
         self.grid = grid
         self.device = torch.device(device)
         self.psfs = tuple(jwst_psf(band) for band in self.bands) if psfs is None else tuple(psfs)
         if len(self.psfs) != len(self.bands):
             raise ValueError(f"got {len(self.psfs)} PSFs for {len(self.bands)} bands")
         self.bad_pixel_fraction = float(bad_pixel_fraction)
-        self.chunk_size = int(chunk_size)
+        # Without host synchronisation (GPU) every component of every object is rendered;
+        # on the CPU, where reading a tensor's value is free, absent components are skipped.
+        self._sync_free = self.device.type != "cpu"
+        self.chunk_size = int(chunk_size) if chunk_size is not None else (4096 if self._sync_free else 16)
+        self.max_clumps = int(max_clumps)
 
         n = grid.n_pixels
         dx = float(grid.pixel_scale.to_value(u.arcsec))
@@ -384,49 +251,54 @@ class ImageRenderer:
         self._n, self._dx, self._n_fft = n, dx, n_fft
         self._crop = (n_fft - n) // 2
         self._centre = (self._crop + (n - 1) / 2) * dx  # object centre in the FFT frame, arcsec
-
-        # Every lattice frequency inside the largest PSF cutoff, folded onto the rfft half plane.
-        dk = 2 * math.pi / (n_fft * dx)
-        cutoffs = np.array([psf.cutoff_wavenumber for psf in self.psfs])
-        half = int(math.floor(cutoffs.max() / dk))
-        j = np.arange(-half, half + 1)
-        jy, jx = np.meshgrid(j, j, indexing="ij")
-        kmag = dk * np.hypot(jx, jy)
-        ix, iy = np.mod(jx, n_fft), np.mod(jy, n_fft)
-        keep = (kmag < cutoffs.max()) & (ix <= n_fft // 2)
-        order = np.argsort(kmag[keep], kind="stable")
-        kmag = kmag[keep][order]
-        kx, ky = (dk * jx[keep][order]), (dk * jy[keep][order])
-        base_index = (iy[keep] * (n_fft // 2 + 1) + ix[keep])[order]
-        rect_index = ((jy[keep] + half) * (2 * half + 1) + (jx[keep] + half))[order]
-        # Number of leading (|k|-sorted) frequencies each band needs.
-        self._n_freq = [int(np.searchsorted(kmag, c)) for c in cutoffs]
-        pixel = np.sinc(kx * dx / (2 * math.pi)) * np.sinc(ky * dx / (2 * math.pi))
-        kmag_t = torch.from_numpy(kmag)
-        transfer = np.stack([psf.otf(kmag_t).numpy() * pixel for psf in self.psfs])
+        self._layout(dx, n_fft)
 
         def put(array, dtype=torch.float32):
             return torch.as_tensor(np.ascontiguousarray(array)).to(device=self.device, dtype=dtype)
 
-        self._kx, self._ky = put(kx), put(ky)
-        self._k2 = put(kx * kx + ky * ky)
-        self._quadratic = put(np.stack([kx * kx, kx * ky, ky * ky]))  # (3, P)
-        self._wavevector = put(np.stack([kx, ky]))  # (2, P)
-        self._transfer = put(transfer)  # (n_bands, P): OTF x pixel
-        self._base_index = put(base_index, torch.long)
-        self._rect_index = put(rect_index, torch.long)
-        self._jx = put(jx[keep][order] + half, torch.long)
-        self._jy = put(jy[keep][order] + half, torch.long)
-        self._k1d = put(dk * j)  # (2 half + 1,) lattice wavenumbers along one axis
-        self._table = put(_sersic_table())
+        self._sersic = SersicLookup(self.device)
         pivots = np.array([get_band(b).pivot_wavelength.to_value(u.um) for b in self.bands])
         tilt = np.ones((len(self.bands), 5))
-        tilt[:, 0] = (pivots / _REFERENCE_WAVELENGTH_UM) ** bulge_color_slope
-        tilt[:, 3] = (pivots / _REFERENCE_WAVELENGTH_UM) ** clump_color_slope
-        self._tilt = put(tilt)  # (n_bands, 5) components: bulge, disk, companion, clumps, point
+        tilt[:, _BULGE] = (pivots / _REFERENCE_WAVELENGTH_UM) ** bulge_color_slope
+        tilt[:, _CLUMPS] = (pivots / _REFERENCE_WAVELENGTH_UM) ** clump_color_slope
+        self._tilt = put(tilt)  # (n_bands, 5)
         self._noise_factor = put(
-            [float(pixel_noise_njy(_AB_ZEROPOINT_NJY, band, grid, psf=psf)) for band, psf in zip(self.bands, self.psfs, strict=True)]
+            [float(pixel_noise_njy(AB_ZEROPOINT_NJY, band, grid, psf=psf)) for band, psf in zip(self.bands, self.psfs, strict=True)]
         )  # sigma at depth 31.4 AB (F_5 = 1 nJy)
+        self._render_chunk: Callable = torch.compile(self._render_noiseless) if compile else self._render_noiseless
+
+    def _layout(self, dx: float, n_fft: int) -> None:
+        """The frequency rectangle, each band's part of it, its transfer function and fold.
+
+        Arrays on the rectangle are ``(..., k_x, k_y)``: the k_y transform then runs over
+        the last, contiguous axis.
+        """
+        dk = 2 * math.pi / (n_fft * dx)
+        cutoffs = [psf.cutoff_wavenumber for psf in self.psfs]
+        # Largest lattice index strictly inside each band's cutoff (the OTF is 0 beyond).
+        reach = [max(0, math.ceil(c / dk) - 1) for c in cutoffs]
+        h = max(reach)
+        lattice_y = np.arange(-h, h + 1)
+        # k_x: the lattice frequencies whose alias lands on the real-FFT half plane 0 ... n_fft / 2.
+        lattice_x = lattice_y[np.mod(lattice_y, n_fft) <= n_fft // 2]
+        kx, ky = np.meshgrid(dk * lattice_x, dk * lattice_y, indexing="ij")
+        self._kx = torch.as_tensor(dk * lattice_x, dtype=torch.float32, device=self.device)
+        self._ky = torch.as_tensor(dk * lattice_y, dtype=torch.float32, device=self.device)
+        self._kxky = torch.as_tensor(kx * ky, dtype=torch.float32, device=self.device)
+        kmag = torch.from_numpy(np.hypot(kx, ky))
+        pixel = np.sinc(kx * dx / (2 * math.pi)) * np.sinc(ky * dx / (2 * math.pi))
+        self._bands = []
+        for psf, r in zip(self.psfs, reach, strict=True):
+            inside = np.nonzero(np.abs(lattice_x) <= r)[0]
+            x_slice, y_slice = slice(int(inside[0]), int(inside[-1]) + 1), slice(h - r, h + r + 1)
+            transfer = (psf.otf(kmag).numpy() * pixel)[x_slice, y_slice]
+            self._bands.append({
+                "x": x_slice, "y": y_slice,
+                "transfer": torch.as_tensor(transfer, dtype=torch.float32, device=self.device),
+                "n_columns": min(r, n_fft // 2) + 1,
+                "fold": [(xs, ys, xt, yt) for xs, xt in _fold_groups(lattice_x[x_slice], n_fft)
+                         for ys, yt in _fold_groups(lattice_y[y_slice], n_fft)],
+            })
 
     def __repr__(self) -> str:
         return f"ImageRenderer(bands={self.bands}, grid={self.grid}, device={str(self.device)!r}, fft={self._n_fft})"
@@ -450,17 +322,30 @@ class ImageRenderer:
             if value.shape != (n_objects,):
                 raise ValueError(f"structure[{key!r}] has shape {tuple(value.shape)}, expected ({n_objects},)")
             values[key] = value.long() if key == "n_clumps" else value.float()
-            if not bool(torch.isfinite(values[key].float()).all()):
-                raise ValueError(f"structure[{key!r}] has non-finite values")
-        limits = {"bulge_fraction": (0, 1), "clump_fraction": (0, 1), "point_fraction": (0, 1),
-                  "bulge_n": (_N_MIN, _N_MAX), "disk_n": (_N_MIN, _N_MAX), "companion_n": (_N_MIN, _N_MAX),
-                  "bulge_q": (0.01, 1), "disk_q": (0.01, 1), "companion_q": (0.01, 1),
-                  "bulge_re_arcsec": (1e-5, 100), "disk_re_arcsec": (1e-5, 100),
-                  "companion_re_arcsec": (1e-5, 100), "clump_sigma_arcsec": (1e-5, 100),
-                  "companion_flux_ratio": (0, 1e3), "n_clumps": (0, 64)}
-        for key, (low, high) in limits.items():
-            _check_range(f"structure[{key!r}]", values[key].float(), low, high)
         return values
+
+    def _check(self, s: dict[str, torch.Tensor], band_flux: torch.Tensor, depth_ab: torch.Tensor) -> None:
+        """Raise on bad values; one host synchronisation when all is well."""
+        limits = dict(_LIMITS, n_clumps=(0, self.max_clumps))
+        checks = {"band_flux": torch.isfinite(band_flux).all() & (band_flux >= 0).all(),
+                  "depth_ab": torch.isfinite(depth_ab).all()}
+        for key, value in s.items():
+            low, high = limits.get(key, (-math.inf, math.inf))
+            value = value.float()
+            checks[key] = torch.isfinite(value).all() & (value >= low).all() & (value <= high).all()
+        if bool(torch.stack(list(checks.values())).all()):
+            return
+        failed = next(key for key, ok in checks.items() if not bool(ok))
+        if failed == "band_flux":
+            raise ValueError("band_flux must be finite and >= 0 (nJy)")
+        if failed == "depth_ab":
+            raise ValueError("depth_ab has non-finite values; give a finite 5-sigma depth (AB mag) per band")
+        value = s[failed].float()
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"structure[{failed!r}] has non-finite values")
+        low, high = limits[failed]
+        raise ValueError(f"structure[{failed!r}] must lie in [{low}, {high}], got values from "
+                         f"{float(value.min()):.4g} to {float(value.max()):.4g}")
 
     def _fluxes(self, s: dict[str, torch.Tensor], band_flux: torch.Tensor) -> torch.Tensor:
         """(B, n_bands, 5) flux of each component: bulge, disk, companion, clumps, point."""
@@ -479,104 +364,109 @@ class ImageRenderer:
         weights = weights / weights.sum(dim=2, keepdim=True)
         return weights * band_flux.unsqueeze(2)
 
-    # --- components -----------------------------------------------------------------------
+    # --- components on the frequency rectangle (b, rows, columns) -------------------------
 
-    def _sersic(self, sersic_n, re, q, angle, n_freq: int) -> torch.Tensor:
-        """(b, P) real Fourier transform of unit-flux elliptical Sersic profiles."""
+    def _sersic_profile(self, sersic_n, re, q, angle) -> torch.Tensor:
+        """(b, nx, ny) real Fourier transform of unit-flux elliptical Sersic profiles."""
         cos, sin = torch.cos(angle), torch.sin(angle)
         q2, re2 = q * q, re * re
         # (k r_e)^2 with k rotated to the major axis and the minor axis stretched by q.
-        coeff = torch.stack([re2 * (cos * cos + q2 * sin * sin), 2 * re2 * cos * sin * (1 - q2),
-                             re2 * (sin * sin + q2 * cos * cos)], dim=1)
-        kr2 = coeff @ self._quadratic[:, :n_freq]
-        rows, diffs = _table_rows(self._table, sersic_n)
-        return _lookup(rows, diffs, kr2)
+        cxx = (re2 * (cos * cos + q2 * sin * sin))[:, None, None]
+        cxy = (2 * re2 * cos * sin * (1 - q2))[:, None, None]
+        cyy = (re2 * (sin * sin + q2 * cos * cos))[:, None, None]
+        x2 = torch.addcmul(cxx * self._kx.square()[:, None] + cyy * self._ky.square(), cxy, self._kxky)
+        return self._sersic(self._sersic.rows(sersic_n), x2)
 
-    def _phase(self, x: torch.Tensor, y: torch.Tensor, n_freq: int) -> torch.Tensor:
-        """(b, P) complex shift phases exp(-i k . x0) for centres (x, y) in the FFT frame."""
-        # Separable: exp(-i kx x) exp(-i ky y) from two short 1D tables on the lattice axis.
-        phase_x = torch.polar(torch.ones_like(self._k1d).expand(x.numel(), -1), -x.unsqueeze(1) * self._k1d)
-        phase_y = torch.polar(torch.ones_like(self._k1d).expand(y.numel(), -1), -y.unsqueeze(1) * self._k1d)
-        return phase_x[:, self._jx[:n_freq]] * phase_y[:, self._jy[:n_freq]]
+    def _phase(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(b, 2, nx, ny) real and imaginary parts of the shift phases exp(-i k . x0)."""
+        angle_x, angle_y = -x[:, None] * self._kx, -y[:, None] * self._ky
+        cos_x, sin_x = torch.cos(angle_x)[:, :, None], torch.sin(angle_x)[:, :, None]
+        cos_y, sin_y = torch.cos(angle_y)[:, None, :], torch.sin(angle_y)[:, None, :]
+        # exp(i (a + b)) from the two 1D phases: an outer product.
+        real = torch.addcmul(cos_x * cos_y, sin_x, sin_y, value=-1)
+        imag = torch.addcmul(sin_x * cos_y, cos_x, sin_y)
+        return torch.stack([real, imag], dim=1)
 
-    def _clumps(self, s, index, centre_x, centre_y, draws, n_freq: int) -> torch.Tensor:
-        """(b, P) complex Fourier transform of unit-flux sets of Gaussian clumps."""
-        n_clumps = s["n_clumps"][index]
-        n_max = int(n_clumps.max())
-        draws = draws[index, :n_max]  # (b, C, 3) uniforms
-        active = torch.arange(n_max, device=self.device).unsqueeze(0) < n_clumps.unsqueeze(1)
+    def _clumps(self, s, centre_x, centre_y, draws) -> torch.Tensor:
+        """(b, 2, nx, ny) real and imaginary parts of the transforms of sets of Gaussian clumps."""
+        n_clumps = s["n_clumps"]
+        active = torch.arange(draws.shape[1], device=self.device) < n_clumps[:, None]
         weight = -torch.log(draws[..., 0].clamp_min(1e-12)) * active  # Dirichlet(1) weights
-        weight = weight / weight.sum(dim=1, keepdim=True)
+        weight = weight / weight.sum(dim=1, keepdim=True).clamp_min(1e-30)
         # Uniform over the disk's ellipse out to 1.2 r_e.
-        radius = 1.2 * s["disk_re_arcsec"][index].unsqueeze(1) * torch.sqrt(draws[..., 1])
+        radius = 1.2 * s["disk_re_arcsec"][:, None] * torch.sqrt(draws[..., 1])
         azimuth = 2 * math.pi * draws[..., 2]
         major = radius * torch.cos(azimuth)
-        minor = s["disk_q"][index].unsqueeze(1) * radius * torch.sin(azimuth)
-        cos = torch.cos(s["position_angle"][index]).unsqueeze(1)
-        sin = torch.sin(s["position_angle"][index]).unsqueeze(1)
-        x = centre_x[index].unsqueeze(1) + major * cos - minor * sin
-        y = centre_y[index].unsqueeze(1) + major * sin + minor * cos
-        # Sum of phases on the lattice rectangle as an outer product: (b, ny, C) @ (b, C, nx).
-        phase_x = torch.polar(weight.unsqueeze(2).expand(-1, -1, self._k1d.numel()).contiguous(),
-                              -x.unsqueeze(2) * self._k1d)
-        phase_y = torch.polar(torch.ones_like(phase_x.real), -y.unsqueeze(2) * self._k1d)
-        lattice = torch.bmm(phase_y.transpose(1, 2), phase_x).flatten(1)
-        sigma2 = s["clump_sigma_arcsec"][index].unsqueeze(1) ** 2
-        envelope = torch.exp(-0.5 * sigma2 * self._k2[:n_freq])
-        return lattice[:, self._rect_index[:n_freq]] * envelope
+        minor = s["disk_q"][:, None] * radius * torch.sin(azimuth)
+        cos = torch.cos(s["position_angle"])[:, None]
+        sin = torch.sin(s["position_angle"])[:, None]
+        x = (centre_x[:, None] + major * cos - minor * sin)[..., None]  # (b, C, 1)
+        y = (centre_y[:, None] + major * sin + minor * cos)[..., None]
+        # Weight x Gaussian envelope exp(-sigma^2 k^2 / 2) x phase, separable in k_x and k_y.
+        half_sigma2 = -0.5 * s["clump_sigma_arcsec"].square()[:, None, None]
+        amplitude_x = weight[..., None] * torch.exp(half_sigma2 * self._kx.square())  # (b, C, nx)
+        amplitude_y = torch.exp(half_sigma2 * self._ky.square())  # (b, 1, ny)
+        angle_x, angle_y = -x * self._kx, -y * self._ky
+        real_x, imag_x = amplitude_x * torch.cos(angle_x), amplitude_x * torch.sin(angle_x)
+        real_y, imag_y = amplitude_y * torch.cos(angle_y), amplitude_y * torch.sin(angle_y)
+        # Sum over clumps of the complex outer products as one real product:
+        # [[Re_x, -Im_x], [Im_x, Re_x]]^T-ish (b, 2 nx, 2C) @ [Re_y; Im_y] (b, 2C, ny).
+        left = torch.cat([torch.cat([real_x, -imag_x], dim=1), torch.cat([imag_x, real_x], dim=1)], dim=2)
+        right = torch.cat([real_y, imag_y], dim=1)
+        return torch.bmm(left.transpose(1, 2), right).view(x.shape[0], 2, self._kx.numel(), self._ky.numel())
+
+    def _present(self, flux: torch.Tensor) -> bool:
+        """Whether any object of the chunk has this component (always True on a GPU)."""
+        return self._sync_free or bool((flux > 0).any())
 
     def _render_noiseless(self, s: dict[str, torch.Tensor], fluxes: torch.Tensor, clump_draws: torch.Tensor) -> torch.Tensor:
+        """(b, n_bands, n, n) noiseless images of one chunk."""
         n_objects = fluxes.shape[0]
-        n_freq = max(self._n_freq)
         centre_x = self._centre + s["offset_x_arcsec"]
         centre_y = self._centre + s["offset_y_arcsec"]
-        main_phase = self._phase(centre_x, centre_y, n_freq)
-        # Main-centred real profiles (bulge, disk) and complex ones (companion, clumps) on the
-        # objects that have them: (column, object index, values).
+        main_phase = self._phase(centre_x, centre_y)
+        # Real profiles around the main centre; complex ones (own centres) as (b, 2, nx, ny).
         real_parts, complex_parts = [], []
-        for column, prefix in ((0, "bulge"), (1, "disk")):
-            index = torch.nonzero(fluxes[:, :, column].abs().sum(dim=1) > 0).squeeze(1)
-            if 2 * index.numel() > n_objects:
-                # Most objects have it: evaluate all (zero weight elsewhere), no row indexing.
-                index = torch.arange(n_objects, device=self.device)
-            if index.numel():
-                profile = self._sersic(s[f"{prefix}_n"][index], s[f"{prefix}_re_arcsec"][index],
-                                       s[f"{prefix}_q"][index], s["position_angle"][index], n_freq)
-                real_parts.append((column, index, profile))
-        index = torch.nonzero(fluxes[:, :, 2].abs().sum(dim=1) > 0).squeeze(1)
-        if index.numel():
-            sep, angle = s["companion_sep_arcsec"][index], s["companion_angle"][index]
-            phase = self._phase(centre_x[index] + sep * torch.cos(angle), centre_y[index] + sep * torch.sin(angle), n_freq)
-            profile = self._sersic(s["companion_n"][index], s["companion_re_arcsec"][index],
-                                   s["companion_q"][index], s["companion_position_angle"][index], n_freq)
-            complex_parts.append((2, index, phase * profile))
-        index = torch.nonzero(fluxes[:, :, 3].abs().sum(dim=1) > 0).squeeze(1)
-        if index.numel():
-            complex_parts.append((3, index, self._clumps(s, index, centre_x, centre_y, clump_draws, n_freq)))
+        for column, prefix in ((_BULGE, "bulge"), (_DISK, "disk")):
+            if self._present(fluxes[:, :, column]):
+                profile = self._sersic_profile(s[f"{prefix}_n"], s[f"{prefix}_re_arcsec"], s[f"{prefix}_q"], s["position_angle"])
+                real_parts.append((column, profile))
+        if self._present(fluxes[:, :, _COMPANION]):
+            sep, angle = s["companion_sep_arcsec"], s["companion_angle"]
+            phase = self._phase(centre_x + sep * torch.cos(angle), centre_y + sep * torch.sin(angle))
+            profile = self._sersic_profile(s["companion_n"], s["companion_re_arcsec"], s["companion_q"], s["companion_position_angle"])
+            complex_parts.append((_COMPANION, phase.mul_(profile[:, None])))
+        if self._present(fluxes[:, :, _CLUMPS]):
+            n_max = clump_draws.shape[1] if self._sync_free else max(1, int(s["n_clumps"].max()))
+            complex_parts.append((_CLUMPS, self._clumps(s, centre_x, centre_y, clump_draws[:, :n_max])))
 
-        n_half = self._n_fft // 2 + 1
-        # (n_bands, B, K): each band's slab contiguous for the fold.
-        spectrum = torch.zeros((len(self.bands), n_objects, self._n_fft * n_half), dtype=torch.complex64, device=self.device)
-        for band, n_band in enumerate(self._n_freq):
-            # Point source (column 4): a constant transform.
-            real = fluxes[:, band, 4:5].expand(-1, n_band).clone()
-            for column, index, values in real_parts:
-                if index.numel() == n_objects:
-                    real.addcmul_(values[:, :n_band], fluxes[:, band, column : column + 1])
-                else:
-                    # Unique rows: gather, add, put back (index_add_ on rows is slow on CPU).
-                    real[index] = torch.addcmul(real[index], values[:, :n_band], fluxes[index, band, column : column + 1])
-            real = real * self._transfer[band, :n_band]  # PSF x pixel
-            values = main_phase[:, :n_band] * real
-            for column, index, parts in complex_parts:
-                weight = (fluxes[index, band, column : column + 1] * self._transfer[band, :n_band]).to(torch.complex64)
-                values[index] = values[index] + parts[:, :n_band] * weight
-            # Fold the aliases onto the FFT grid.
-            spectrum[band].index_add_(1, self._base_index[:n_band], values)
-        spectrum = spectrum.transpose(0, 1).reshape(n_objects, len(self.bands), self._n_fft, n_half)
-        image = torch.fft.irfft2(spectrum, s=(self._n_fft, self._n_fft))
-        start = self._crop
-        return image[..., start : start + self._n, start : start + self._n]
+        start, stop = self._crop, self._crop + self._n
+        image = torch.empty((n_objects, len(self.bands), self._n, self._n), device=self.device)
+        for band, layout in enumerate(self._bands):
+            x, y = layout["x"], layout["y"]
+            flux = fluxes[:, band, :, None, None]  # (b, 5, 1, 1)
+            transfer = layout["transfer"]  # PSF x pixel
+            # Main centre: point source + bulge + disk, a real transform times the phase.
+            real = flux[:, _POINT].expand(-1, x.stop - x.start, y.stop - y.start)
+            for column, profile in real_parts:
+                real = torch.addcmul(real, profile[:, x, y], flux[:, column])
+            real = real * transfer
+            # Complex parts: (real and imaginary planes, flux x transfer).
+            parts = [(part.transpose(0, 1)[:, :, x, y], flux[:, column] * transfer) for column, part in complex_parts]
+            phase = main_phase.transpose(0, 1)[:, :, x, y]
+            # Multiply and fold the aliases onto the (k_x >= 0 half of the) FFT grid in one
+            # pass: real and imaginary planes first, so that the complex spectrum is made from
+            # two blocks; columns beyond the band's cutoff stay zero and are left out.
+            spectrum = torch.zeros((2, n_objects, layout["n_columns"], self._n_fft), device=self.device)
+            for x_source, y_source, x_target, y_target in layout["fold"]:
+                target = spectrum[:, :, x_target, y_target]
+                target.addcmul_(phase[:, :, x_source, y_source], real[:, x_source, y_source])
+                for values, weight in parts:
+                    target.addcmul_(values[:, :, x_source, y_source], weight[:, x_source, y_source])
+            # Inverse FFT along k_y (contiguous), keep the stamp's rows, then along k_x.
+            rows = torch.fft.ifft(torch.complex(spectrum[0], spectrum[1]), dim=-1)[..., start:stop]
+            image[:, band] = torch.fft.irfft(rows.transpose(-1, -2), n=self._n_fft, dim=-1)[..., start:stop]
+        return image
 
     # --- public ---------------------------------------------------------------------------
 
@@ -615,8 +505,8 @@ class ImageRenderer:
         Raises
         ------
         ValueError
-            Wrong shapes, missing structure keys, values out of range, negative or
-            non-finite fluxes, non-finite depths.
+            Wrong shapes, missing structure keys, values out of range (``n_clumps`` above
+            ``max_clumps`` included), negative or non-finite fluxes, non-finite depths.
         """
         band_flux = torch.as_tensor(band_flux, dtype=torch.float32, device=self.device)
         depth_ab = torch.as_tensor(depth_ab, dtype=torch.float32, device=self.device)
@@ -626,36 +516,43 @@ class ImageRenderer:
         n_objects = band_flux.shape[0]
         if depth_ab.shape != band_flux.shape:
             raise ValueError(f"depth_ab must have shape {tuple(band_flux.shape)}, got {tuple(depth_ab.shape)}")
-        if not bool(torch.isfinite(band_flux).all()) or bool((band_flux < 0).any()):
-            raise ValueError("band_flux must be finite and >= 0 (nJy)")
-        if not bool(torch.isfinite(depth_ab).all()):
-            raise ValueError("depth_ab has non-finite values; give a finite 5-sigma depth (AB mag) per band")
         s = self._structure(structure, n_objects)
+        self._check(s, band_flux, depth_ab)
         if generator is None:
-            generator = torch.Generator()
+            generator = torch.Generator(device=self.device)
             generator.seed()
 
         def uniform(*shape: int) -> torch.Tensor:
             return torch.rand(shape, generator=generator, device=generator.device).to(self.device)
 
         # All random draws up front so the result does not depend on chunk_size.
-        max_clumps = int(s["n_clumps"].max()) if n_objects else 0
-        clump_draws = uniform(n_objects, max(max_clumps, 1), 3)
+        clump_draws = uniform(n_objects, self.max_clumps, 3)
         shape = (n_objects, n_bands, self._n, self._n)
         noise = torch.randn(shape, generator=generator, device=generator.device).to(self.device)
         fluxes = self._fluxes(s, band_flux)
+        order = None
+        if not self._sync_free and n_objects:
+            # Group objects with the same components so that chunks can skip absent ones.
+            present = (fluxes[:, :, :_POINT] > 0).any(dim=1).long()
+            order = torch.argsort((present * torch.tensor([1, 2, 4, 8])).sum(dim=1), stable=True)
+            s = {key: value[order] for key, value in s.items()}
+            fluxes, clump_draws = fluxes[order], clump_draws[order]
         noiseless = torch.empty(shape, dtype=torch.float32, device=self.device)
         for start in range(0, n_objects, self.chunk_size):
             chunk = slice(start, start + self.chunk_size)
-            noiseless[chunk] = self._render_noiseless({k: v[chunk] for k, v in s.items()}, fluxes[chunk], clump_draws[chunk])
-        sigma = self._noise_factor * torch.pow(10.0, -0.4 * (depth_ab - _AB_ZEROPOINT_NJY))  # (B, n_bands)
+            images = self._render_chunk({k: v[chunk] for k, v in s.items()}, fluxes[chunk], clump_draws[chunk])
+            if order is None:
+                noiseless[chunk] = images
+            else:
+                noiseless.index_copy_(0, order[chunk], images)
+        sigma = self._noise_factor * torch.pow(10.0, -0.4 * (depth_ab - AB_ZEROPOINT_NJY))  # (B, n_bands)
         sigma = sigma[:, :, None, None]
-        images = noiseless + sigma * noise
+        images = noise.mul_(sigma).add_(noiseless)
         ivar = (1.0 / (sigma * sigma)).expand(shape).clone()
         if self.bad_pixel_fraction > 0:
             mask = uniform(*shape) < self.bad_pixel_fraction
-            images = images.masked_fill(mask, 0.0)
-            ivar = ivar.masked_fill(mask, 0.0)
+            images = images.masked_fill_(mask, 0.0)
+            ivar = ivar.masked_fill_(mask, 0.0)
         else:
             mask = torch.zeros(shape, dtype=torch.bool, device=self.device)
         return {"images_noiseless": noiseless, "images": images, "images_ivar": ivar, "images_mask": mask}

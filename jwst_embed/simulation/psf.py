@@ -21,6 +21,9 @@ spikes and the wings from segment gaps.
 The optical transfer function (OTF, the Fourier transform of the unit-flux PSF)
 of an annular pupil is its normalised autocorrelation, i.e. the overlap area of
 two annuli, which has a closed form (`AiryPSF.otf`).
+
+`pixel_noise_njy` turns a 5-sigma point-source depth into the per-pixel noise of the
+mock images through the PSF's encircled energy.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch
 from scipy import optimize, special
 
 from jwst_embed.bands import Band, get_band
+from jwst_embed.preprocessing.images import DEFAULT_IMAGE_GRID, ImageGrid
 
 __all__ = [
     "PSF_OBSCURATION",
@@ -42,10 +46,15 @@ __all__ = [
     "AiryPSF",
     "psf_fwhm",
     "jwst_psf",
+    "pixel_noise_njy",
+    "AB_ZEROPOINT_NJY",
 ]
 
 #: Linear central obscuration (secondary-mirror diameter / primary diameter) of the Airy model.
 PSF_OBSCURATION = 0.11
+
+#: AB zero point in nJy: m_AB = -2.5 log10(f / nJy) + 31.4 (3631 Jy = 0 mag).
+AB_ZEROPOINT_NJY = 31.4
 
 #: Flight PSF FWHM of three reference bands (DESIGN.md section 6); others are interpolated.
 FLIGHT_PSF_FWHM: dict[str, u.Quantity] = {
@@ -230,3 +239,86 @@ def jwst_psf(band: str | Band, fwhm: u.Quantity | None = None, obscuration: floa
     """
     band = get_band(band)
     return AiryPSF(band=band.name, fwhm=psf_fwhm(band) if fwhm is None else fwhm, obscuration=obscuration)
+
+
+@functools.lru_cache(maxsize=256)
+def _noise_factor(band_name: str, fwhm_arcsec: float, obscuration: float, pixel_arcsec: float, aperture_arcsec: float) -> float:
+    """sigma_pixel / F_5sigma for one band, grid and aperture."""
+    psf = AiryPSF(band=band_name, fwhm=fwhm_arcsec * u.arcsec, obscuration=obscuration)
+    radius = aperture_arcsec / 2
+    encircled = psf.encircled_energy(radius)
+    pixels_in_aperture = math.pi * radius**2 / pixel_arcsec**2
+    return encircled / (5.0 * math.sqrt(pixels_in_aperture))
+
+
+def pixel_noise_njy(
+    depth_ab,
+    band: str | Band,
+    grid: ImageGrid = DEFAULT_IMAGE_GRID,
+    aperture_diameter: u.Quantity = 0.2 * u.arcsec,
+    psf: AiryPSF | None = None,
+):
+    """Per-pixel noise sigma (nJy) on the model grid for a 5-sigma point-source depth.
+
+    Convention: the depth ``m`` is the AB magnitude of a point source detected at 5 sigma
+    in a circular aperture of ``aperture_diameter`` (default 0.2", as JADES and CEERS
+    quote), *after* aperture correction to total flux. With white noise of ``sigma`` per
+    pixel of side ``dx`` the aperture holds ``N = pi (d/2)^2 / dx^2`` pixels, and the point
+    source puts the encircled-energy fraction ``EE(d/2)`` of its total flux
+    ``F_5 = 10^(-0.4 (m - 31.4))`` nJy in it, so::
+
+        5 = F_5 EE / (sigma sqrt(N))   =>   sigma = F_5 EE / (5 sqrt(N))
+
+    ``EE`` is that of the band's mock PSF (`~jwst_embed.simulation.psf.jwst_psf`). Noise
+    correlations from drizzling are ignored (this is the white-noise equivalent).
+
+    Parameters
+    ----------
+    depth_ab : float, array-like, `~astropy.units.Quantity` (ABmag) or `torch.Tensor`
+        5-sigma point-source depth(s) in AB magnitudes.
+    band : str or `~jwst_embed.bands.Band`
+        NIRCam band.
+    grid : `~jwst_embed.preprocessing.ImageGrid`
+        Output pixel grid (its pixel scale sets ``dx``).
+    aperture_diameter : `~astropy.units.Quantity`
+        Diameter of the depth aperture.
+    psf : `~jwst_embed.simulation.psf.AiryPSF`, optional
+        PSF for the aperture correction (default: the band's mock PSF).
+
+    Returns
+    -------
+    sigma : same kind as ``depth_ab``
+        Per-pixel standard deviation in nJy (a tensor for a tensor input, else a numpy
+        array or float).
+
+    Raises
+    ------
+    ValueError
+        If a depth is not finite.
+
+    Examples
+    --------
+    >>> from jwst_embed.simulation.psf import pixel_noise_njy
+    >>> round(float(pixel_noise_njy(29.0, "F150W")), 3)
+    0.365
+    """
+    band = get_band(band)
+    psf = jwst_psf(band) if psf is None else psf
+    aperture = float(u.Quantity(aperture_diameter, u.arcsec).to_value(u.arcsec))
+    if not (np.isfinite(aperture) and aperture > 0):
+        raise ValueError(f"aperture_diameter must be positive, got {aperture_diameter!r}")
+    factor = _noise_factor(
+        band.name, float(psf.fwhm.to_value(u.arcsec)), float(psf.obscuration),
+        float(grid.pixel_scale.to_value(u.arcsec)), aperture,
+    )
+    if isinstance(depth_ab, torch.Tensor):
+        if not bool(torch.isfinite(depth_ab).all()):
+            raise ValueError("depth_ab has non-finite values; give a finite 5-sigma depth (AB mag) per band")
+        return factor * torch.pow(10.0, -0.4 * (depth_ab - AB_ZEROPOINT_NJY))
+    if isinstance(depth_ab, u.Quantity):
+        depth_ab = depth_ab.to_value(u.ABmag)
+    depth = np.asarray(depth_ab, dtype=np.float64)
+    if not np.all(np.isfinite(depth)):
+        raise ValueError("depth_ab has non-finite values; give a finite 5-sigma depth (AB mag) per band")
+    sigma = factor * 10.0 ** (-0.4 * (depth - AB_ZEROPOINT_NJY))
+    return float(sigma) if sigma.ndim == 0 else sigma

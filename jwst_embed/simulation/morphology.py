@@ -170,6 +170,16 @@ def _distance_table() -> tuple[np.ndarray, np.ndarray]:
 def kpc_per_arcsec(redshift: torch.Tensor) -> torch.Tensor:
     """Proper kpc per arcsec at ``redshift`` (Planck18), interpolated from a table (0-25).
 
+    Parameters
+    ----------
+    redshift : `~torch.Tensor` or array-like
+        Redshifts (any shape), within 0-25.
+
+    Returns
+    -------
+    scale : `~torch.Tensor`
+        Proper kpc per arcsec, float32, same shape and device as ``redshift``.
+
     Examples
     --------
     >>> import torch

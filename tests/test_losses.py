@@ -194,3 +194,27 @@ def test_infonce_pair_with_one_object_does_not_count():
         embeddings["A"].numpy()[rows], embeddings["B"].numpy()[rows], math.exp(-1.0)
     )
     assert _value(with_c) == pytest.approx(expected, rel=1e-5)
+
+
+def test_views_term_contrasts_images_with_spectra():
+    """The images-vs-spectra term appears in training when both kinds are present, and only then."""
+    import torch
+
+    from jwst_embed.models import ModelConfig, MultimodalModel
+    from jwst_embed.preprocessing import Batch, ModalityTensors
+    from jwst_embed.training import LossWeights, PretrainingLoss
+
+    torch.manual_seed(0)
+    b = 6
+    images = {"F150W": ModalityTensors(torch.rand(b, 64, 64) * 5, torch.ones(b, 64, 64), torch.zeros(b, 64, 64, dtype=torch.bool))}
+    spectra = {"PRISM": ModalityTensors(torch.rand(b, 512) * 100, torch.ones(b, 512), torch.zeros(b, 512, dtype=torch.bool))}
+    model = MultimodalModel(ModelConfig.preset("tiny")).train()
+    loss = PretrainingLoss(LossWeights())
+    both = Batch(images=images, spectra=spectra)
+    output = model(both, mask_inputs=True, generator=torch.Generator().manual_seed(1))
+    assert output.views_present.all()
+    total, parts = loss(output)
+    assert "views" in parts and torch.isfinite(parts["views"])
+    images_only = Batch(images=images, spectra={})
+    _, parts = loss(model(images_only, mask_inputs=True, generator=torch.Generator().manual_seed(1)))
+    assert "views" not in parts

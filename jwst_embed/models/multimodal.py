@@ -63,6 +63,10 @@ class ModelOutput:
         ``(B, M)`` bool presence used for ``fused``.
     modalities : tuple of str
         Column order of ``present``.
+    fused_images, fused_spectra, views_present : `~torch.Tensor` or None
+        Training only: the fused embedding of each object's images alone and of its
+        spectra alone ``(B, D)``, and ``(B, 2)`` whether each view exists, for the
+        images-vs-spectra contrastive term.
     fused_subset, subset_present : `~torch.Tensor` or None
         Fused embedding of a random non-empty subset of each object's modalities
         (modality dropout, training only) and that subset ``(B, M)``.
@@ -82,6 +86,9 @@ class ModelOutput:
     present: Tensor
     modalities: tuple[str, ...]
     fused_subset: Tensor | None = None
+    fused_images: Tensor | None = None
+    fused_spectra: Tensor | None = None
+    views_present: Tensor | None = None
     subset_present: Tensor | None = None
     image_reconstruction: MaskedReconstruction | None = None
     spectrum_reconstruction: MaskedReconstruction | None = None
@@ -339,6 +346,24 @@ class MultimodalModel(nn.Module):
                 flat_tokens, (~subset).repeat_interleave(n_tokens, dim=1)
             )
             output.decoded_spectrum_subset = self.spectrum_decoder(output.fused_subset)
+        if modality_dropout and batch.images and batch.spectra:
+            # Two views of each object that share no pixels: its images and its spectra. Bands of
+            # one object share their morphology, so a band-vs-band contrast can be won on shape
+            # alone; images-vs-spectrum can only be won on what both carry, the SED (redshift,
+            # colours, brightness).
+            is_image = torch.tensor([name in batch.images for name in modalities], device=present.device)
+            image_view = present & is_image[None, :]
+            spectrum_view = present & ~is_image[None, :]
+            views = torch.stack([image_view.any(dim=1), spectrum_view.any(dim=1)], dim=1)
+            # Objects lacking a view still need one unmasked token for the attention; their rows
+            # are excluded from the loss through views_present.
+            image_view = torch.where(views[:, :1], image_view, present)
+            spectrum_view = torch.where(views[:, 1:], spectrum_view, present)
+            output.fused_images = self.fusion(flat_tokens, (~image_view).repeat_interleave(n_tokens, dim=1))
+            output.fused_spectra = self.fusion(
+                flat_tokens, (~spectrum_view).repeat_interleave(n_tokens, dim=1)
+            )
+            output.views_present = views
         if encoded["image"] is not None:
             output.image_reconstruction = encoded["image"][3]
         if encoded["spectrum"] is not None:

@@ -222,6 +222,7 @@ class LossWeights:
     consistency: float = 1.0
     decoder: float = 1.0
     decoder_subset: float = 0.5
+    views: float = 1.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -288,6 +289,14 @@ class PretrainingLoss(nn.Module):
                 output.modality_embeddings, output.present, output.modalities, self.log_temperature
             )
             terms["contrastive"] = (w.contrastive, loss)
+        if w.views and output.fused_images is not None:
+            loss = pairwise_infonce(
+                {"images": output.fused_images, "spectra": output.fused_spectra},
+                output.views_present,
+                ("images", "spectra"),
+                self.log_temperature,
+            )
+            terms["views"] = (w.views, loss)
         if output.fused_subset is not None and w.consistency:
             changed = (output.subset_present != output.present).any(dim=1)
             terms["consistency"] = (

@@ -69,7 +69,7 @@ __all__ = [
 #: Columns of ``metrics.csv`` (empty where a value was not computed at that step).
 METRIC_COLUMNS = (
     "step", "samples", "loss", "lr", "grad_norm",
-    "spectrum_mask", "image_mask", "contrastive", "consistency", "decoder", "decoder_subset", "temperature",
+    "spectrum_mask", "image_mask", "contrastive", "views", "consistency", "decoder", "decoder_subset", "temperature",
     "samples_per_s",
     "val_redshift_sigma_nmad", "val_redshift_outlier_fraction", "val_spectrum_r2", "val_spectrum_r2_images",
     "val_spectrum_r2_median", "val_spectrum_r2_images_median",

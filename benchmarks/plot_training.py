@@ -39,7 +39,7 @@ def main() -> None:
     output = args.output or args.metrics.with_name("training.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for key in ("loss", "spectrum_mask", "image_mask", "contrastive", "decoder", "decoder_subset"):
+    for key in ("loss", "spectrum_mask", "image_mask", "contrastive", "views", "decoder", "decoder_subset"):
         if key in m:
             axes[0].plot(step, m[key], label=key, lw=1)
     axes[0].set_yscale("log")
@@ -54,12 +54,17 @@ def main() -> None:
     axes[1].set_xlabel("step")
     axes[1].set_title("validation: kNN redshift from the fused embedding")
     axes[1].legend(fontsize=8)
-    for key, label in (("val_spectrum_r2", "all inputs"), ("val_spectrum_r2_images", "images only")):
-        if key in m:
+    for key, label in (
+        ("val_spectrum_r2", "all inputs, mean"),
+        ("val_spectrum_r2_median", "all inputs, median"),
+        ("val_spectrum_r2_images", "images only, mean"),
+        ("val_spectrum_r2_images_median", "images only, median"),
+    ):
+        if key in m and any(not math.isnan(m[key][i]) for i in val):
             axes[2].plot(vstep, [m[key][i] for i in val], "o-", label=label)
     axes[2].set_yscale("symlog")
     axes[2].set_xlabel("step")
-    axes[2].set_title("validation: spectrum R^2 from the decoder (mean over objects)")
+    axes[2].set_title("validation: spectrum R^2 from the decoder")
     axes[2].legend(fontsize=8)
     fig.suptitle(args.title or f"pretraining run {args.metrics.parent.name}")
     fig.tight_layout()

@@ -7,6 +7,8 @@ except ImportError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
 from .bands import NIRCAM_BANDS, SPECTRAL_MODES, Band, SpectralMode, get_band, get_spectral_mode
+from .devices import resolve_device
+from .embedder import EmbeddingResult, MultimodalEmbedder
 
 __all__ = [
     "__version__",
@@ -16,4 +18,7 @@ __all__ = [
     "SPECTRAL_MODES",
     "get_band",
     "get_spectral_mode",
+    "resolve_device",
+    "MultimodalEmbedder",
+    "EmbeddingResult",
 ]

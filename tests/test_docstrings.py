@@ -14,6 +14,8 @@ MODULES = [
     "jwst_embed.models",
     "jwst_embed.training",
     "jwst_embed.weights",
+    "jwst_embed.devices",
+    "jwst_embed.embedder",
 ]
 
 

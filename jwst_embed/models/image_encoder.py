@@ -24,6 +24,31 @@ _LOG_WAVELENGTH_MIN = math.log(0.6)
 _LOG_WAVELENGTH_MAX = math.log(5.3)
 
 
+def _float32_log_um(wavelength_um: float) -> float:
+    # The float32 log that forward always computed, kept as a Python float (exactly
+    # representable), so embeddings stay bit-identical to those of earlier versions.
+    return float(torch.log(torch.tensor(wavelength_um, dtype=torch.float32)))
+
+
+# log(pivot / um) of every NIRCam band, built once: forward then does no astropy work
+# (astropy Quantities inside forward break torch.compile / dynamo tracing).
+_LOG_PIVOT_UM: dict[str, float] = {
+    name: _float32_log_um(band.pivot_wavelength.to_value("um"))
+    for name, band in NIRCAM_BANDS.items()
+}
+
+
+def _band_name_and_log_pivot(band) -> tuple[str, float]:
+    """Canonical name and log(pivot / um) of ``band``; unknown names raise `get_band`'s ValueError."""
+    if isinstance(band, str) and band in _LOG_PIVOT_UM:
+        return band, _LOG_PIVOT_UM[band]
+    # Other spellings ("f150w", "NIRCAM_F150W") and Band objects: the slow path through get_band.
+    name = get_band(band).name
+    if name in _LOG_PIVOT_UM:
+        return name, _LOG_PIVOT_UM[name]
+    return name, _float32_log_um(get_band(name).pivot_wavelength.to_value("um"))
+
+
 def patchify_images(images: Tensor, patch: int) -> Tensor:
     """Cut ``(N, H, W)`` images into ``(N, (H/patch)*(W/patch), patch*patch)`` patches, row-major.
 
@@ -86,10 +111,12 @@ class BandEmbedding(nn.Module):
 
     def forward(self, bands: Sequence[str]) -> Tensor:
         """Return ``(len(bands), dim)`` identity vectors; unknown names raise ValueError."""
-        canonical = [get_band(band).name for band in bands]
-        pivots = [get_band(band).pivot_wavelength.to_value("um") for band in canonical]
+        looked_up = [_band_name_and_log_pivot(band) for band in bands]
+        canonical = [name for name, _ in looked_up]
         device = self.frequencies.device
-        log_pivot = torch.log(torch.tensor(pivots, dtype=torch.float32, device=device))
+        log_pivot = torch.tensor(
+            [value for _, value in looked_up], dtype=torch.float32, device=device
+        )
         position = (
             2.0 * (log_pivot - _LOG_WAVELENGTH_MIN) / (_LOG_WAVELENGTH_MAX - _LOG_WAVELENGTH_MIN)
             - 1.0

@@ -11,28 +11,18 @@ from .checkpoint import (
     save_model,
     to_plain,
 )
+from .data import DataSource, FileSource, IndexedSource, SurveySource, SyntheticSource
 from .distributed import (
     DistributedContext,
     all_reduce_mean,
     init_distributed,
-    resolve_device,
     shutdown_distributed,
 )
 from .finetune import FineTuner
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses_all
-from .pretrain import (
-    METRIC_COLUMNS,
-    DataSource,
-    FileSource,
-    IndexedSource,
-    SurveySource,
-    SyntheticSource,
-    TrainConfig,
-    Trainer,
-    cosine_with_warmup,
-    parameter_groups,
-)
+from .optim import cosine_with_warmup, parameter_groups
+from .pretrain import METRIC_COLUMNS, TrainConfig, Trainer
 from .validation import knn_redshift, outlier_fraction, quick_validation, sigma_nmad, spectrum_r2
 
 __all__ = [
@@ -60,7 +50,6 @@ __all__ = [
     "DistributedContext",
     "init_distributed",
     "shutdown_distributed",
-    "resolve_device",
     "all_reduce_mean",
     "sigma_nmad",
     "outlier_fraction",

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "resolve_device", "init_distributed", "shutdown_distributed", "all_reduce_mean"]
+from ..devices import resolve_device
+
+__all__ = ["DistributedContext", "init_distributed", "shutdown_distributed", "all_reduce_mean"]
 
 
 @dataclass(frozen=True)
@@ -51,47 +53,6 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """Turn ``"auto"``, ``"cuda"``, ``"cpu"`` or ``"cuda:1"`` into a `torch.device`.
-
-    ``"auto"`` is CUDA when available, else CPU; a bare ``"cuda"`` becomes
-    ``cuda:<local_rank>`` so that each process of a node gets its own GPU.
-
-    Parameters
-    ----------
-    device : str or `torch.device`
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` or a `torch.device`.
-    local_rank : int
-        Rank of this process on its node; picks the GPU for a bare ``"cuda"``
-        (modulo the number of visible GPUs).
-
-    Returns
-    -------
-    `torch.device`
-        The device to use, with an index for CUDA.
-
-    Raises
-    ------
-    ValueError
-        If CUDA is requested but not available.
-
-    Examples
-    --------
-    >>> from jwst_embed.training.distributed import resolve_device
-    >>> resolve_device("cpu")
-    device(type='cpu')
-    """
-    if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use device='cpu'")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
-
-
 def init_distributed(device: str | torch.device = "auto", timeout_s: float = 1800.0) -> DistributedContext:
     """Join the ``torchrun`` process group if there is one, and pick this process's device.
 
@@ -114,7 +75,7 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float = 180
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    resolved = resolve_device(device, local_rank)
+    resolved = resolve_device(device, local_rank, allow_mps=False)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     initialized_here = False

@@ -1,6 +1,7 @@
-"""Pretraining: `TrainConfig`, data sources and the `Trainer` behind ``jwst-embed train``.
+"""Pretraining: `TrainConfig` and the `Trainer` behind ``jwst-embed train``.
 
 The trainer reads `~jwst_embed.preprocessing.Batch` objects from a *data source*
+(`~jwst_embed.training.data`; the sources are re-exported here)
 with random access by batch index (`DataSource`): batch ``k`` depends only on the
 source's seed and ``k``. Process ``rank`` of ``world_size`` trains at step ``s`` on
 batch ``s * world_size + rank``, so every process sees distinct objects and a
@@ -27,17 +28,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
-import math
 import os
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -50,19 +48,26 @@ from .checkpoint import (
     restore_rng_state,
     save_model,
 )
+
+# The data sources (.data) and optimiser helpers (.optim) are listed in those modules' __all__;
+# imported here for the trainer and so that ``from jwst_embed.training.pretrain import
+# SyntheticSource, cosine_with_warmup`` keeps working.
+from .data import (
+    DataSource,
+    FileSource,
+    IndexedSource,
+    SurveySource,
+    SyntheticSource,
+    _seed_from,
+    _to_device,
+)
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
+from .optim import cosine_with_warmup, parameter_groups
 from .validation import quick_validation
 
 __all__ = [
     "TrainConfig",
-    "DataSource",
-    "IndexedSource",
-    "SurveySource",
-    "FileSource",
-    "SyntheticSource",
     "Trainer",
-    "cosine_with_warmup",
-    "parameter_groups",
     "METRIC_COLUMNS",
 ]
 
@@ -74,11 +79,6 @@ METRIC_COLUMNS = (
     "val_redshift_sigma_nmad", "val_redshift_outlier_fraction", "val_spectrum_r2", "val_spectrum_r2_images",
     "val_spectrum_r2_median", "val_spectrum_r2_images_median",
 )  # fmt: skip
-
-
-def _seed_from(*parts: Any) -> int:
-    digest = hashlib.sha256(":".join(str(p) for p in ("jwst_embed", *parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 # ---------------------------------------------------------------------------------- config
@@ -251,225 +251,6 @@ class TrainConfig:
         return self.precision
 
 
-# ---------------------------------------------------------------------------------- data
-@runtime_checkable
-class DataSource(Protocol):
-    """What the trainer reads: a stream of Batches that can restart at any batch index."""
-
-    def batches(self, start_index: int = 0, stride: int = 1) -> Iterator:
-        """Yield batches ``start_index, start_index + stride, ...`` (endless)."""
-        ...
-
-
-class IndexedSource:
-    """A `DataSource` with random access: subclasses implement ``batch(index, size=None)``.
-
-    ``validation_batches(n)`` returns a fixed held-out set of ``n`` objects.
-    """
-
-    batch_size: int
-
-    def batch(self, index: int, size: int | None = None):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def batches(self, start_index: int = 0, stride: int = 1) -> Iterator:
-        index = start_index
-        while True:
-            yield self.batch(index)
-            index += stride
-
-    def validation_batches(self, n_objects: int) -> list:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class SurveySource(IndexedSource):
-    """Batches of the on-the-fly mock survey (`~jwst_embed.simulation.survey.MockSurvey`).
-
-    Parameters
-    ----------
-    survey : `~jwst_embed.simulation.survey.MockSurvey`
-        The survey (simulating on the training device).
-    batch_size : int
-        Objects per batch.
-    seed : int
-        Stream seed; the validation set is drawn from a separate stream of the same survey.
-    """
-
-    def __init__(self, survey, batch_size: int, seed: int = 0) -> None:
-        self.survey, self.batch_size, self.seed = survey, int(batch_size), int(seed)
-
-    def batch(self, index: int, size: int | None = None, seed: int | None = None):
-        from ..simulation.survey import batch_generator
-
-        generator = batch_generator(self.seed if seed is None else seed, index, self.survey.device)
-        return self.survey.to_batch(self.survey.sample(size or self.batch_size, generator=generator))
-
-    def validation_batches(self, n_objects: int) -> list:
-        seed = _seed_from("validation", self.seed) % (2**31)
-        sizes = _chunk_sizes(n_objects, self.batch_size)
-        return [self.batch(k, size, seed=seed) for k, size in enumerate(sizes)]
-
-
-class FileSource(IndexedSource):
-    """Batches from a prepared mock HDF5 file (`~jwst_embed.simulation.catalogue.MockCatalogue`).
-
-    The first ``holdout`` objects are the validation set and never trained on;
-    the rest are reshuffled every epoch with a permutation seeded by ``(seed, epoch)``
-    (incomplete last batches of an epoch are dropped so every batch has ``batch_size`` objects).
-
-    Parameters
-    ----------
-    path : path-like
-        The HDF5 file.
-    batch_size : int
-        Objects per batch.
-    seed : int
-        Shuffling seed.
-    holdout : int
-        Objects kept for validation.
-    device : str or `torch.device`
-        Where the batches go.
-
-    Raises
-    ------
-    ValueError
-        If the file has no objects left for training after the holdout.
-    """
-
-    def __init__(self, path, batch_size: int, seed: int = 0, holdout: int = 0, device="cpu") -> None:
-        from ..simulation.catalogue import MockCatalogue
-
-        self.catalogue = MockCatalogue(path)
-        self.batch_size, self.seed, self.device = int(batch_size), int(seed), torch.device(device)
-        self.holdout = min(int(holdout), len(self.catalogue) // 2)
-        self.n_train = len(self.catalogue) - self.holdout
-        if self.n_train <= 0:
-            raise ValueError(f"{path}: no objects to train on")
-        self.batches_per_epoch = max(1, self.n_train // self.batch_size)
-
-    def batch(self, index: int, size: int | None = None):
-        epoch, position = divmod(int(index), self.batches_per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_train) + self.holdout
-        chunk = order[position * self.batch_size : (position + 1) * self.batch_size]
-        return _to_device(self.catalogue.read(chunk), self.device)
-
-    def validation_batches(self, n_objects: int) -> list:
-        n = min(n_objects, self.holdout)
-        return [
-            _to_device(self.catalogue.read(slice(start, start + size)), self.device)
-            for start, size in zip(range(0, n, self.batch_size), _chunk_sizes(n, self.batch_size), strict=False)
-        ]
-
-
-class SyntheticSource(IndexedSource):
-    """Simple galaxy-like batches with labels, needing neither the SPS library nor files.
-
-    Each object has a redshift and a stellar mass; its images in ``bands`` are
-    round Gaussian profiles whose flux follows the mass and whose colour follows
-    the redshift, and its PRISM spectrum is a power-law continuum with
-    H-alpha and [O III] lines at the redshifted wavelengths, with Gaussian noise.
-    Learnable structure, labels (``redshift``, ``log_mass``, ``morphology``,
-    ``spectrum_noiseless``) and the `~jwst_embed.preprocessing.Batch` layout of the
-    mock survey, for tests, benchmarks and the CLI when the simulator is not installed.
-
-    Parameters
-    ----------
-    batch_size : int
-        Objects per batch.
-    seed : int
-        Stream seed (batch ``k`` depends only on ``(seed, k)``).
-    bands : tuple of str
-        NIRCam bands.
-    image_size, spectrum_length : int
-        Model grid sizes (must match the model's configuration).
-    spectrum_fraction : float
-        Fraction of objects with a spectrum.
-    device : str or `torch.device`
-        Where the tensors are made.
-    """
-
-    def __init__(
-        self,
-        batch_size: int,
-        seed: int = 0,
-        bands: tuple[str, ...] = ("F115W", "F150W", "F277W", "F444W"),
-        image_size: int = 64,
-        spectrum_length: int = 512,
-        spectrum_fraction: float = 0.75,
-        device="cpu",
-    ) -> None:
-        from ..bands import get_band
-
-        self.batch_size, self.seed, self.device = int(batch_size), int(seed), torch.device(device)
-        self.bands = tuple(get_band(b).name for b in bands)
-        self.pivot_um = torch.tensor([get_band(b).pivot_wavelength.to_value("um") for b in self.bands])
-        self.image_size, self.spectrum_length, self.spectrum_fraction = image_size, spectrum_length, spectrum_fraction
-        self.wavelength_um = torch.logspace(math.log10(0.6), math.log10(5.3), spectrum_length, dtype=torch.float64).float()
-
-    def batch(self, index: int, size: int | None = None, seed: int | None = None):
-        from ..preprocessing.batch import Batch, ModalityTensors, modality_order
-
-        n = size or self.batch_size
-        g = torch.Generator().manual_seed(_seed_from("synthetic", self.seed if seed is None else seed, index))
-        redshift = torch.expm1(torch.empty(n).uniform_(math.log1p(0.2), math.log1p(10.0), generator=g))
-        log_mass = torch.empty(n).uniform_(8.0, 11.5, generator=g)
-        morphology = torch.randint(0, 6, (n,), generator=g)
-        # Continuum f_nu ~ A (lambda / 2 um)^beta, redder at higher redshift; A follows the mass.
-        amplitude = 30.0 * 10 ** (0.8 * (log_mass - 9.0)) / (1.0 + redshift) ** 0.5
-        beta = 0.3 * redshift - 1.0
-        size_px = 1.0 + 0.5 * morphology.float() + torch.rand(n, generator=g)
-        band_flux = amplitude[:, None] * (self.pivot_um[None, :] / 2.0) ** beta[:, None]
-        coords = torch.arange(self.image_size) - (self.image_size - 1) / 2
-        r2 = coords[None, :, None] ** 2 + coords[None, None, :] ** 2
-        profile = torch.exp(-0.5 * r2 / size_px[:, None, None] ** 2)
-        profile = profile / profile.sum(dim=(1, 2), keepdim=True)
-        image_sigma = 0.5  # nJy per pixel
-        images = {}
-        for b, band in enumerate(self.bands):
-            noiseless = band_flux[:, b, None, None] * profile
-            noisy = noiseless + image_sigma * torch.randn(noiseless.shape, generator=g)
-            ivar = torch.full_like(noisy, 1.0 / image_sigma**2)
-            images[band] = ModalityTensors(values=noisy, ivar=ivar, mask=torch.zeros_like(noisy, dtype=torch.bool))
-        wave = self.wavelength_um[None, :]
-        continuum = amplitude[:, None] * (wave / 2.0) ** beta[:, None]
-        lines = torch.zeros_like(continuum)
-        for rest_um, strength in ((0.6563, 3.0), (0.5007, 4.0)):
-            centre = rest_um * (1.0 + redshift[:, None])
-            lines += strength * amplitude[:, None] * torch.exp(-0.5 * ((wave - centre) / (0.01 * centre)) ** 2)
-        noiseless_spectrum = continuum + lines
-        spectrum_sigma = 20.0  # nJy per pixel
-        has_spectrum = torch.rand(n, generator=g) < self.spectrum_fraction
-        spectrum = noiseless_spectrum + spectrum_sigma * torch.randn(noiseless_spectrum.shape, generator=g)
-        mask = ~has_spectrum[:, None].expand_as(spectrum)
-        spectra = {
-            "PRISM": ModalityTensors(
-                values=torch.where(mask, 0.0, spectrum),
-                ivar=torch.where(mask, 0.0, torch.full_like(spectrum, 1.0 / spectrum_sigma**2)),
-                mask=mask.clone(),
-            )
-        }
-        columns = {band: torch.ones(n, dtype=torch.bool) for band in self.bands}
-        columns["PRISM"] = has_spectrum
-        present = torch.stack([columns[name] for name in modality_order(columns)], dim=1)
-        batch = Batch(
-            images=images,
-            spectra=spectra,
-            present=present,
-            modalities=modality_order([*self.bands, "PRISM"]),
-            targets={
-                "redshift": redshift,
-                "log_mass": log_mass,
-                "morphology": morphology,
-                "spectrum_noiseless": noiseless_spectrum,
-            },
-        )
-        return _to_device(batch, self.device)
-
-    def validation_batches(self, n_objects: int) -> list:
-        seed = _seed_from("validation", self.seed)
-        return [self.batch(k, size, seed=seed) for k, size in enumerate(_chunk_sizes(n_objects, self.batch_size))]
-
-
 def _all_agree(flag: bool, context) -> bool:
     """Rank 0's value of ``flag`` on every rank (no communication outside distributed runs)."""
     if not context.distributed:
@@ -481,78 +262,7 @@ def _all_agree(flag: bool, context) -> bool:
     return bool(value.item())
 
 
-def _chunk_sizes(n: int, batch_size: int) -> list[int]:
-    return [min(batch_size, n - start) for start in range(0, n, batch_size)]
-
-
-def _to_device(batch, device: torch.device):
-    if device.type == "cpu" and getattr(batch.present, "device", device) == device:
-        return batch
-    return batch.to(device)
-
-
-# ---------------------------------------------------------------------------------- optimisation
-def parameter_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups: decay on matrices (ndim >= 2) only.
-
-    Biases, LayerNorm scales, learned vectors (type embeddings, temperature)
-    are not decayed: shrinking them toward zero has no regularising meaning.
-
-    Parameters
-    ----------
-    modules : list of `~torch.nn.Module`
-        Modules whose trainable parameters are optimised; a parameter shared between
-        modules is listed once, frozen ones (``requires_grad`` False) are left out.
-    weight_decay : float
-        Weight decay of the decayed group.
-
-    Returns
-    -------
-    groups : list of dict
-        Two groups for `torch.optim.AdamW`: matrices with ``weight_decay``, then the
-        rest with weight decay 0.
-    """
-    decay, no_decay, seen = [], [], set()
-    for module in modules:
-        for parameter in module.parameters():
-            if not parameter.requires_grad or id(parameter) in seen:
-                continue
-            seen.add(id(parameter))
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def cosine_with_warmup(step: int, warmup_steps: int, max_steps: int, min_lr_fraction: float = 0.0) -> float:
-    """Learning-rate factor: linear warm-up to 1, then cosine decay to ``min_lr_fraction``.
-
-    Parameters
-    ----------
-    step : int
-        Optimiser step, counted from 0.
-    warmup_steps : int
-        Steps of linear warm-up (factor ``(step + 1) / warmup_steps``); 0 for none.
-    max_steps : int
-        Step at which the cosine reaches ``min_lr_fraction``; later steps stay there.
-    min_lr_fraction : float
-        Final factor, as a fraction of the peak learning rate.
-
-    Returns
-    -------
-    float
-        Multiplier of the peak learning rate, e.g. for `torch.optim.lr_scheduler.LambdaLR`.
-
-    Examples
-    --------
-    >>> from jwst_embed.training.pretrain import cosine_with_warmup
-    >>> [round(cosine_with_warmup(s, 2, 6), 2) for s in range(7)]
-    [0.5, 1.0, 1.0, 0.85, 0.5, 0.15, 0.0]
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-    return min_lr_fraction + (1.0 - min_lr_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
+# ---------------------------------------------------------------------------------- model + loss
 class _PretrainingModule(nn.Module):
     """Model and loss in one module, so DDP synchronises the loss's temperature too."""
 

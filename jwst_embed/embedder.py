@@ -1,0 +1,424 @@
+"""`MultimodalEmbedder`: embed astropy images and spectra with a trained model.
+
+The embedder is the user-facing end of the pipeline: it takes NIRCam cutouts
+(`~astropy.nddata.NDData`) and NIRSpec spectra (`~specutils.Spectrum`) of N
+objects, preprocesses them in chunks onto the model's grids
+(`~jwst_embed.preprocessing.make_batch`), runs the model without gradients in
+eval mode and returns an `EmbeddingResult` of numpy arrays: the fused embedding
+of each object, one embedding per modality and which modalities each object had.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import torch
+
+from .bands import get_band, get_spectral_mode
+from .devices import resolve_device
+from .models import MultimodalModel
+from .preprocessing import ImageGrid, SpectralGrid, make_batch, modality_order
+
+__all__ = ["MultimodalEmbedder", "EmbeddingResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddingResult:
+    """Embeddings of N objects, as numpy arrays.
+
+    Parameters
+    ----------
+    fused : `~numpy.ndarray`
+        ``(N, D)`` float32 fused embedding of each object's present modalities,
+        L2-normalised (compare with dot products / cosine similarity).
+    modalities : dict of str to `~numpy.ndarray`
+        ``(N, D)`` float32 embedding of each modality; rows where the object lacks
+        the modality are zero (see ``present``), never NaN.
+    present : `~numpy.ndarray`
+        ``(N, M)`` bool, True where the object has the modality; columns in the order
+        of ``modality_names``.
+    modality_names : tuple of str
+        Modality of each column of ``present`` (bands by wavelength, then spectral modes).
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree.
+    """
+
+    fused: np.ndarray
+    modalities: dict[str, np.ndarray]
+    present: np.ndarray
+    modality_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.fused = np.asarray(self.fused, dtype=np.float32)
+        self.present = np.asarray(self.present, dtype=bool)
+        self.modality_names = tuple(self.modality_names)
+        self.modalities = {
+            name: np.asarray(value, dtype=np.float32) for name, value in self.modalities.items()
+        }
+        n_objects = self.fused.shape[0]
+        if self.fused.ndim != 2:
+            raise ValueError(f"fused must be (N, D), got shape {self.fused.shape}")
+        if self.present.shape != (n_objects, len(self.modality_names)):
+            raise ValueError(
+                f"present has shape {self.present.shape}, expected ({n_objects}, {len(self.modality_names)}) "
+                f"for modalities {self.modality_names}"
+            )
+        if set(self.modalities) != set(self.modality_names):
+            raise ValueError(
+                f"modalities has keys {sorted(self.modalities)}, modality_names are {self.modality_names}"
+            )
+        for name, value in self.modalities.items():
+            if value.shape != self.fused.shape:
+                raise ValueError(
+                    f"modalities[{name!r}] has shape {value.shape}, fused has {self.fused.shape}"
+                )
+
+    def __len__(self) -> int:
+        return int(self.fused.shape[0])
+
+    def to_table(self):
+        """The embeddings as an astropy `~astropy.table.Table`, one row per object.
+
+        Returns
+        -------
+        `~astropy.table.Table`
+            Column ``fused`` ``(N, D)``; per modality ``<name>`` a bool column
+            ``present_<name>`` and an ``(N, D)`` column ``embedding_<name>`` (zeros
+            where absent).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from jwst_embed.embedder import EmbeddingResult
+        >>> result = EmbeddingResult(np.ones((2, 4)), {"PRISM": np.ones((2, 4))}, np.ones((2, 1), bool), ("PRISM",))
+        >>> result.to_table().colnames
+        ['fused', 'present_PRISM', 'embedding_PRISM']
+        """
+        from astropy.table import Table
+
+        table = Table()
+        table["fused"] = self.fused
+        for column, name in enumerate(self.modality_names):
+            table[f"present_{name}"] = self.present[:, column]
+            table[f"embedding_{name}"] = self.modalities[name]
+        return table
+
+
+def _as_objects(value: Any) -> list:
+    """A list of per-object entries; a single object (not a list/tuple) becomes a one-item list."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _spectral_mode(spectrum: Any) -> str:
+    meta = getattr(spectrum, "meta", None) or {}
+    mode = meta.get("spectral_mode", "PRISM") if hasattr(meta, "get") else "PRISM"
+    return get_spectral_mode(str(mode)).name
+
+
+def _columns(images: Any, spectra: Any) -> tuple[dict[str, list], dict[str, list]]:
+    """Per-modality lists of N entries (None = absent), keyed by canonical name, checked."""
+    image_columns: dict[str, list] = {}
+    spectrum_columns: dict[str, list] = {}
+    if images is not None:
+        if not isinstance(images, Mapping):
+            raise TypeError(
+                f"images must be a dict {{band: NDData or list}}, got {type(images).__name__}"
+            )
+        for key, value in images.items():
+            band = get_band(key).name
+            if band in image_columns:
+                raise ValueError(f"band {band} is given twice in images (as {key!r})")
+            image_columns[band] = _as_objects(value)
+    if spectra is not None:
+        if isinstance(spectra, Mapping):
+            for key, value in spectra.items():
+                mode = get_spectral_mode(key).name
+                if mode in spectrum_columns:
+                    raise ValueError(f"spectral mode {mode} is given twice in spectra (as {key!r})")
+                spectrum_columns[mode] = _as_objects(value)
+        else:
+            entries = _as_objects(spectra)
+            modes = [None if s is None else _spectral_mode(s) for s in entries]
+            for mode in dict.fromkeys(m for m in modes if m is not None):
+                spectrum_columns[mode] = [
+                    s if m == mode else None for s, m in zip(entries, modes, strict=True)
+                ]
+            if not spectrum_columns:  # every entry None: keep PRISM as an all-absent modality
+                spectrum_columns["PRISM"] = entries
+    if not image_columns and not spectrum_columns:
+        raise ValueError("embed needs images and/or spectra; both are empty or None")
+    lengths = {
+        name: len(entries) for name, entries in {**image_columns, **spectrum_columns}.items()
+    }
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"every modality needs one entry per object, got lengths {lengths}")
+    n_objects = next(iter(lengths.values()))
+    if n_objects == 0:
+        raise ValueError(f"no objects to embed: the lists are empty ({lengths})")
+    has_any = np.zeros(n_objects, bool)
+    for entries in [*image_columns.values(), *spectrum_columns.values()]:
+        has_any |= np.array([entry is not None for entry in entries])
+    if not has_any.all():
+        raise ValueError(
+            f"objects {np.flatnonzero(~has_any).tolist()} have no image and no spectrum"
+        )
+    return image_columns, spectrum_columns
+
+
+_LOCATION = re.compile(r"^(images|spectra)\[('[^']*')\]\[(\d+)\]")
+
+
+def _with_offset(err: Exception, start: int) -> Exception:
+    """Re-issue a `make_batch` error with the object index counted over all inputs, not the chunk."""
+    message = str(err)
+    match = _LOCATION.match(message)
+    if match:
+        kind, name, index = match.groups()
+        message = f"{kind}[{name}][{start + int(index)}]" + message[match.end() :]
+    elif start:
+        message = f"objects from index {start} on: {message}"
+    try:
+        return type(err)(message)
+    except TypeError:  # an exception class with a different constructor
+        return ValueError(message)
+
+
+class MultimodalEmbedder:
+    """Embed NIRCam images and NIRSpec spectra of galaxies with a trained model.
+
+    Parameters
+    ----------
+    model : `~jwst_embed.models.MultimodalModel`
+        A trained model; it is put in eval mode and moved to ``device`` (float32).
+    device : str or `torch.device`
+        ``"auto"`` (default: CUDA if available, else Apple MPS, else CPU; the
+        choice is logged at INFO level by the ``jwst_embed.embedder`` logger) or an
+        explicit device, which is honoured.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a `~jwst_embed.models.MultimodalModel`.
+    ValueError
+        If ``device`` is not usable here.
+
+    Examples
+    --------
+    >>> from jwst_embed.embedder import MultimodalEmbedder
+    >>> from jwst_embed.models import ModelConfig, MultimodalModel
+    >>> embedder = MultimodalEmbedder(MultimodalModel(ModelConfig.preset("tiny")), device="cpu")
+    >>> embedder.device, embedder.latent_dim
+    (device(type='cpu'), 64)
+    >>> from jwst_embed.io import read_spectrum
+    >>> result = embedder.embed(spectra=read_spectrum("spectrum.fits"))  # doctest: +SKIP
+    >>> result.fused.shape  # doctest: +SKIP
+    (1, 64)
+    """
+
+    def __init__(self, model: MultimodalModel, device: str | torch.device = "auto") -> None:
+        if not isinstance(model, MultimodalModel):
+            raise TypeError(
+                f"model must be a jwst_embed.models.MultimodalModel, got {type(model).__name__}"
+            )
+        self.device = resolve_device(device)
+        if isinstance(device, str) and device.lower() == "auto":
+            log.info("MultimodalEmbedder runs on %s (device='auto')", self.device)
+        # float16 shipped weights are for size only: inference runs in float32 (bf16 autocast on CUDA).
+        self.model = model.float().to(self.device).eval()
+        config = model.config
+        self.image_grid = ImageGrid(n_pixels=config.image_size)
+        self.spectral_grid = SpectralGrid(n_pixels=config.spectrum_length)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike = "default", device: str | torch.device = "auto"
+    ) -> MultimodalEmbedder:
+        """Load a registered or local model file.
+
+        Parameters
+        ----------
+        name_or_path : str or path-like
+            A registered model name (see `jwst_embed.weights.REGISTRY`) or a path to a
+            model file written by `~jwst_embed.training.checkpoint.save_model` (or a
+            training checkpoint). The file is resolved and hash-checked by
+            `~jwst_embed.weights.fetch_weights` and loaded with ``weights_only=True``.
+        device : str or `torch.device`
+            As for `MultimodalEmbedder`.
+
+        Returns
+        -------
+        `MultimodalEmbedder`
+
+        Raises
+        ------
+        ValueError
+            If the name is neither registered nor a file, or the file is not a
+            jwst_embed model.
+        jwst_embed.weights.WeightsError
+            If the file fails its hash check or cannot be downloaded.
+
+        Examples
+        --------
+        >>> from jwst_embed.embedder import MultimodalEmbedder
+        >>> embedder = MultimodalEmbedder.from_pretrained("model.pt", device="cpu")  # doctest: +SKIP
+        """
+        from .training.checkpoint import load_model
+        from .weights import fetch_weights
+
+        path = fetch_weights(name_or_path)
+        loaded = load_model(path, map_location="cpu")
+        # load_model returns the model; accept (model, metadata) too so a richer loader still works.
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        return cls(model, device=device)
+
+    @property
+    def latent_dim(self) -> int:
+        """Width ``D`` of the embeddings."""
+        return int(self.model.config.latent_dim)
+
+    def __repr__(self) -> str:
+        return f"MultimodalEmbedder(device={self.device}, latent_dim={self.latent_dim})"
+
+    def embed(
+        self,
+        images: Mapping[str, Any] | None = None,
+        spectra: Any = None,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> EmbeddingResult:
+        """Embed N objects from any subset of their NIRCam images and NIRSpec spectra.
+
+        Parameters
+        ----------
+        images : dict of str to NDData or list of (NDData or None), optional
+            Cutouts keyed by NIRCam band (any case), flux per pixel with a unit and a
+            WCS (or ``meta["pixel_scale"]``). A single NDData means one object; in a
+            list, ``None`` means that object lacks the band.
+        spectra : Spectrum or list of (Spectrum or None), optional
+            One spectrum per object (``None``: no spectrum); a single Spectrum means
+            one object. A dict ``{mode: list}`` is also accepted.
+        batch_size : int
+            Objects preprocessed and embedded at a time; lower it if memory runs out.
+        progress : bool
+            Show a progress bar over the objects.
+
+        Returns
+        -------
+        `EmbeddingResult`
+            ``fused`` ``(N, D)``, per-modality embeddings (zero where absent) and ``present``.
+            Deterministic: the same inputs give the same embedding, whatever ``batch_size``.
+
+        Raises
+        ------
+        ValueError
+            No input; lists of different lengths (the message names the modalities and
+            their lengths); an object with no modality (named by index); a bad
+            ``batch_size``; any preprocessing error (naming the modality and the object).
+        RuntimeError
+            If the GPU runs out of memory (the message suggests a smaller ``batch_size``).
+
+        Examples
+        --------
+        >>> from jwst_embed.embedder import MultimodalEmbedder
+        >>> from jwst_embed.io import read_cutouts, read_spectrum
+        >>> embedder = MultimodalEmbedder.from_pretrained("model.pt")  # doctest: +SKIP
+        >>> cutouts = read_cutouts("hlsp_jades.fits")  # doctest: +SKIP
+        >>> result = embedder.embed(images={"F150W": cutouts["F150W"]},
+        ...                         spectra=read_spectrum("hlsp_jades.fits"))  # doctest: +SKIP
+        >>> result.fused.shape, result.modality_names  # doctest: +SKIP
+        ((1, 256), ('F150W', 'PRISM'))
+        """
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int | np.integer)
+            or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        image_columns, spectrum_columns = _columns(images, spectra)
+        modality_names = modality_order([*image_columns, *spectrum_columns])
+        n_objects = len(next(iter({**image_columns, **spectrum_columns}.values())))
+
+        from tqdm.auto import tqdm
+
+        fused_parts: list[np.ndarray] = []
+        modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
+        present_parts: list[np.ndarray] = []
+        self.model.eval()
+        with tqdm(total=n_objects, desc="embedding", unit="object", disable=not progress) as bar:
+            for start in range(0, n_objects, int(batch_size)):
+                stop = min(start + int(batch_size), n_objects)
+                # Every chunk gets every modality column (all-absent ones too), so columns line up.
+                try:
+                    batch = make_batch(
+                        images={
+                            band: entries[start:stop] for band, entries in image_columns.items()
+                        }
+                        or None,
+                        spectra={
+                            mode: entries[start:stop] for mode, entries in spectrum_columns.items()
+                        }
+                        or None,
+                        image_grid=self.image_grid,
+                        spectral_grid=self.spectral_grid,
+                    )
+                except (ValueError, TypeError, u.UnitsError) as err:
+                    raise _with_offset(err, start) from err
+                output = self._forward(batch)
+                if tuple(output.modalities) != modality_names:
+                    raise RuntimeError(
+                        f"model returned modalities {output.modalities}, expected {modality_names}"
+                    )
+                fused_parts.append(output.fused.float().cpu().numpy())
+                for name in modality_names:
+                    modality_parts[name].append(
+                        output.modality_embeddings[name].float().cpu().numpy()
+                    )
+                present_parts.append(output.present.cpu().numpy())
+                bar.update(stop - start)
+        result = EmbeddingResult(
+            fused=np.concatenate(fused_parts),
+            modalities={name: np.concatenate(parts) for name, parts in modality_parts.items()},
+            present=np.concatenate(present_parts),
+            modality_names=modality_names,
+        )
+        if not np.isfinite(result.fused).all():
+            # Never hand back a NaN embedding silently (e.g. a half-precision overflow).
+            bad = np.flatnonzero(~np.isfinite(result.fused).all(axis=1)).tolist()
+            raise RuntimeError(f"the model produced non-finite embeddings for objects {bad[:10]}")
+        for name, values in result.modalities.items():
+            # Absent rows are zero by contract; clean any non-finite value the model put there.
+            column = result.present[:, modality_names.index(name)]
+            values[~column] = 0.0
+        return result
+
+    def _forward(self, batch):
+        batch = batch.to(self.device)
+        # bf16 autocast on CUDA for speed; float32 elsewhere (CPU bf16 is slow and less exact).
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.device.type == "cuda"
+            else nullcontext()
+        )
+        try:
+            with torch.no_grad(), autocast:
+                return self.model(batch, mask_inputs=False, modality_dropout=False)
+        except torch.cuda.OutOfMemoryError as err:
+            raise RuntimeError(
+                f"out of GPU memory while embedding {len(batch)} objects on {self.device}; "
+                f"pass a smaller batch_size (e.g. batch_size={max(1, len(batch) // 4)})"
+            ) from err

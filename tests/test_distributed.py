@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from jwst_embed.training.checkpoint import load_checkpoint, load_model
 from jwst_embed.devices import resolve_device
+from jwst_embed.training.checkpoint import load_checkpoint, load_model
 from jwst_embed.training.distributed import init_distributed
 
 

@@ -101,10 +101,8 @@ def main() -> None:
         ax = axes[row, 3]
         if real_cutouts and row < len(real_cutouts):
             path, cutouts = list(real_cutouts.items())[row]
-            stamp = preprocess_images([cutouts[b] for b in ("F444W", "F277W", "F150W")][0:1], band="F444W").flux[0]
             rgb = np.stack([preprocess_images([cutouts[b]], band=b).flux[0] for b in ("F444W", "F277W", "F150W")], -1)
             rgb = np.clip(np.arcsinh(rgb / 2.0) / np.percentile(np.arcsinh(rgb / 2.0), 99.5), 0, 1)
-            del stamp
             ax.imshow(rgb, origin="lower")
             ax.set_title(f"real: JADES {path.name.split('-')[3][:8]}", fontsize=8)
         ax.set_xticks([])
@@ -143,7 +141,7 @@ def main() -> None:
     a1.legend()
     good = np.isfinite(mock_f150w)
     a2.hist(mock_f150w[good], bins=np.arange(18, 34, 0.4), color="C0", alpha=0.7, label="mock")
-    for name, value in real_f150w.items():
+    for value in real_f150w.values():
         a2.axvline(value, color="C3", lw=1)
     a2.set_xlabel('F150W AB magnitude in a 1" aperture')
     a2.legend()

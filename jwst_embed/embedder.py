@@ -22,10 +22,10 @@ import astropy.units as u
 import numpy as np
 import torch
 
-from .bands import get_band, get_spectral_mode
 from .devices import resolve_device
 from .models import MultimodalModel
 from .preprocessing import ImageGrid, SpectralGrid, make_batch, modality_order
+from .preprocessing.inputs import input_columns
 
 __all__ = ["MultimodalEmbedder", "EmbeddingResult"]
 
@@ -115,69 +115,6 @@ class EmbeddingResult:
             table[f"present_{name}"] = self.present[:, column]
             table[f"embedding_{name}"] = self.modalities[name]
         return table
-
-
-def _as_objects(value: Any) -> list:
-    """A list of per-object entries; a single object (not a list/tuple) becomes a one-item list."""
-    if isinstance(value, list | tuple):
-        return list(value)
-    return [value]
-
-
-def _spectral_mode(spectrum: Any) -> str:
-    meta = getattr(spectrum, "meta", None) or {}
-    mode = meta.get("spectral_mode", "PRISM") if hasattr(meta, "get") else "PRISM"
-    return get_spectral_mode(str(mode)).name
-
-
-def _columns(images: Any, spectra: Any) -> tuple[dict[str, list], dict[str, list]]:
-    """Per-modality lists of N entries (None = absent), keyed by canonical name, checked."""
-    image_columns: dict[str, list] = {}
-    spectrum_columns: dict[str, list] = {}
-    if images is not None:
-        if not isinstance(images, Mapping):
-            raise TypeError(
-                f"images must be a dict {{band: NDData or list}}, got {type(images).__name__}"
-            )
-        for key, value in images.items():
-            band = get_band(key).name
-            if band in image_columns:
-                raise ValueError(f"band {band} is given twice in images (as {key!r})")
-            image_columns[band] = _as_objects(value)
-    if spectra is not None:
-        if isinstance(spectra, Mapping):
-            for key, value in spectra.items():
-                mode = get_spectral_mode(key).name
-                if mode in spectrum_columns:
-                    raise ValueError(f"spectral mode {mode} is given twice in spectra (as {key!r})")
-                spectrum_columns[mode] = _as_objects(value)
-        else:
-            entries = _as_objects(spectra)
-            modes = [None if s is None else _spectral_mode(s) for s in entries]
-            for mode in dict.fromkeys(m for m in modes if m is not None):
-                spectrum_columns[mode] = [
-                    s if m == mode else None for s, m in zip(entries, modes, strict=True)
-                ]
-            if not spectrum_columns:  # every entry None: keep PRISM as an all-absent modality
-                spectrum_columns["PRISM"] = entries
-    if not image_columns and not spectrum_columns:
-        raise ValueError("embed needs images and/or spectra; both are empty or None")
-    lengths = {
-        name: len(entries) for name, entries in {**image_columns, **spectrum_columns}.items()
-    }
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"every modality needs one entry per object, got lengths {lengths}")
-    n_objects = next(iter(lengths.values()))
-    if n_objects == 0:
-        raise ValueError(f"no objects to embed: the lists are empty ({lengths})")
-    has_any = np.zeros(n_objects, bool)
-    for entries in [*image_columns.values(), *spectrum_columns.values()]:
-        has_any |= np.array([entry is not None for entry in entries])
-    if not has_any.all():
-        raise ValueError(
-            f"objects {np.flatnonzero(~has_any).tolist()} have no image and no spectrum"
-        )
-    return image_columns, spectrum_columns
 
 
 _LOCATION = re.compile(r"^(images|spectra)\[('[^']*')\]\[(\d+)\]")
@@ -349,7 +286,7 @@ class MultimodalEmbedder:
             or batch_size < 1
         ):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        image_columns, spectrum_columns = _columns(images, spectra)
+        image_columns, spectrum_columns = input_columns(images, spectra)
         modality_names = modality_order([*image_columns, *spectrum_columns])
         n_objects = len(next(iter({**image_columns, **spectrum_columns}.values())))
 

@@ -280,7 +280,7 @@ def test_make_batch_positions():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(), ValueError, "needs images and/or spectra"),
+        (dict(), ValueError, "give images and/or spectra"),
         (
             dict(images={"F150W": [image(), image()], "F444W": [image()]}),
             ValueError,

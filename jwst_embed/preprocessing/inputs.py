@@ -23,7 +23,7 @@ from .image_grid import DEFAULT_IMAGE_GRID, ImageGrid
 from .images import preprocess_image
 from .spectra import DEFAULT_SPECTRAL_GRID, SpectralGrid, preprocess_spectra
 
-__all__ = ["make_batch"]
+__all__ = ["make_batch", "input_columns"]
 
 
 def _as_list(value: Any) -> list:
@@ -54,6 +54,75 @@ def _positions_list(positions: Any, n_objects: int) -> list:
             f"positions has {len(positions)} entries but there are {n_objects} objects"
         )
     return positions
+
+
+def input_columns(images: Any = None, spectra: Any = None) -> tuple[dict[str, list], dict[str, list]]:
+    """Normalise user inputs into per-modality lists of N entries (None = absent).
+
+    Parameters
+    ----------
+    images : dict, optional
+        ``{band: NDData or list of NDData/None}``; band names are matched case-insensitively.
+    spectra : Spectrum, list or dict, optional
+        One spectrum, a list of spectra/None (grouped by ``meta["spectral_mode"]``, default
+        PRISM), or ``{mode: list}``.
+
+    Returns
+    -------
+    image_columns, spectrum_columns : dict of str to list
+        Keyed by canonical band / mode name; every list has the same length N.
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is not a dict.
+    ValueError
+        No input, a band or mode given twice, lists of different lengths (the message names each
+        modality and its length), empty lists, or objects with no modality at all (named by index).
+    """
+    image_columns: dict[str, list] = {}
+    spectrum_columns: dict[str, list] = {}
+    if images is not None:
+        if not isinstance(images, Mapping):
+            raise TypeError(
+                f"images must be a dict {{band: NDData or list}}, got {type(images).__name__}"
+            )
+        for key, value in images.items():
+            band = get_band(key).name
+            if band in image_columns:
+                raise ValueError(f"band {band} is given twice in images (as {key!r})")
+            image_columns[band] = _as_list(value)
+    if spectra is not None:
+        if isinstance(spectra, Mapping):
+            for key, value in spectra.items():
+                mode = get_spectral_mode(key).name
+                if mode in spectrum_columns:
+                    raise ValueError(f"spectral mode {mode} is given twice in spectra (as {key!r})")
+                spectrum_columns[mode] = _as_list(value)
+        else:
+            entries = _as_list(spectra)
+            modes = [None if s is None else _spectral_mode_of(s) for s in entries]
+            spectrum_columns = {
+                mode: [s if m == mode else None for s, m in zip(entries, modes, strict=True)]
+                for mode in dict.fromkeys(m for m in modes if m is not None)
+            }
+            if not spectrum_columns:  # every entry None: keep PRISM as an all-absent modality
+                spectrum_columns = {"PRISM": entries}
+    columns = {**image_columns, **spectrum_columns}
+    if not columns:
+        raise ValueError("no input: give images and/or spectra")
+    lengths = {name: len(entries) for name, entries in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"every modality needs one entry per object, got lengths {lengths}")
+    n_objects = next(iter(lengths.values()))
+    if n_objects == 0:
+        raise ValueError(f"no objects: the lists are empty ({lengths})")
+    has_any = np.zeros(n_objects, bool)
+    for entries in columns.values():
+        has_any |= np.array([entry is not None for entry in entries])
+    if not has_any.all():
+        raise ValueError(f"objects {np.flatnonzero(~has_any).tolist()} have no image and no spectrum")
+    return image_columns, spectrum_columns
 
 
 def make_batch(
@@ -113,54 +182,10 @@ def make_batch(
     """
     if not isinstance(image_grid, ImageGrid):
         raise TypeError(f"image_grid must be an ImageGrid, got {type(image_grid).__name__}")
-    columns: dict[str, list] = {}  # modality -> per-object inputs (None = absent)
-    kinds: dict[str, str] = {}
-    if images is not None:
-        if not isinstance(images, Mapping):
-            raise TypeError(
-                f"images must be a dict {{band: NDData or list}}, got {type(images).__name__}"
-            )
-        for key, value in images.items():
-            band = get_band(key).name
-            if band in columns:
-                raise ValueError(f"band {band} is given twice in images (as {key!r})")
-            columns[band] = _as_list(value)
-            kinds[band] = "image"
-    if spectra is not None:
-        if isinstance(spectra, Mapping):
-            grouped = {}
-            for key, value in spectra.items():
-                mode = get_spectral_mode(key).name
-                if mode in grouped:
-                    raise ValueError(f"spectral mode {mode} is given twice in spectra (as {key!r})")
-                grouped[mode] = _as_list(value)
-        else:
-            entries = _as_list(spectra)
-            modes = [None if s is None else _spectral_mode_of(s) for s in entries]
-            grouped = {
-                mode: [s if m == mode else None for s, m in zip(entries, modes, strict=True)]
-                for mode in dict.fromkeys(m for m in modes if m is not None)
-            }
-            if not grouped:  # every entry None: keep PRISM as an all-absent modality
-                grouped = {"PRISM": entries}
-        for mode, entries in grouped.items():
-            columns[mode] = entries
-            kinds[mode] = "spectrum"
-    if not columns:
-        raise ValueError("make_batch needs images and/or spectra")
-    lengths = {name: len(entries) for name, entries in columns.items()}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"every modality needs one entry per object, got lengths {lengths}")
-    n_objects = next(iter(lengths.values()))
-    if n_objects == 0:
-        raise ValueError(f"no objects: the lists are empty ({lengths})")
-    has_any = np.zeros(n_objects, bool)
-    for entries in columns.values():
-        has_any |= np.array([entry is not None for entry in entries])
-    if not has_any.all():
-        raise ValueError(
-            f"objects {np.flatnonzero(~has_any).tolist()} have no image and no spectrum"
-        )
+    image_columns, spectrum_columns = input_columns(images, spectra)
+    columns: dict[str, list] = {**image_columns, **spectrum_columns}  # None = absent
+    kinds = {**dict.fromkeys(image_columns, "image"), **dict.fromkeys(spectrum_columns, "spectrum")}
+    n_objects = len(next(iter(columns.values())))
     object_positions = _positions_list(positions, n_objects)
 
     image_tensors: dict[str, ModalityTensors] = {}

@@ -67,7 +67,7 @@ def _add_simulate(subparsers) -> None:
 
 
 def _run_simulate(args) -> int:
-    from .simulation.sps import build_library
+    from .simulation.sps_build import build_library
 
     if args.build_library:
         path = build_library(progress=not args.no_progress)

@@ -16,7 +16,8 @@ from .morphology import (
 from .prism import PrismInstrument, SpectrumSimulator, resolving_power, slit_throughput
 from .psf import FLIGHT_PSF_FWHM, PSF_OBSCURATION, AiryPSF, jwst_psf, psf_fwhm
 from .sed import SED_PARAMETER_NAMES, SEDModel, sample_sed_parameters
-from .sps import LIBRARY_VERSION, StellarPopulationLibrary, build_library, load_library
+from .sps import LIBRARY_VERSION, StellarPopulationLibrary, load_library
+from .sps_build import build_library
 from .survey import SIMULATOR_VERSION, MockSurvey, SurveyConfig, batch_generator
 
 __all__ = [

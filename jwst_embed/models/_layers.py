@@ -93,6 +93,57 @@ class CrossAttentionBlock(nn.Module):
         return queries + self.mlp(self.norm2(queries))
 
 
+class PatchTokenEncoder(nn.Module):
+    """Shared trunk of the image and spectrum encoders (a base class, not used alone).
+
+    Subclasses define ``position`` ``(1, P, W)``, ``summary_tokens`` ``(1, S, W)``,
+    ``mask_token`` ``(1, 1, W)``, ``blocks`` (`TransformerBlock` list) and ``norm``, embed
+    their own patches, and call `encode_tokens`.
+    """
+
+    position: nn.Parameter
+    summary_tokens: nn.Parameter
+    mask_token: nn.Parameter
+    blocks: nn.ModuleList
+    norm: nn.LayerNorm
+
+    def init_parameters(self) -> None:
+        """Initialise all weights (`init_weights`) and the learned tokens (truncated normal)."""
+        self.apply(init_weights)
+        for parameter in (self.position, self.summary_tokens, self.mask_token):
+            nn.init.trunc_normal_(parameter, std=0.02)
+
+    def encode_tokens(
+        self, tokens: Tensor, identity: Tensor, patch_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Run the transformer over patch tokens.
+
+        Parameters
+        ----------
+        tokens : `~torch.Tensor`
+            ``(N, P, W)`` embedded patches.
+        identity : `~torch.Tensor`
+            ``(N, 1, W)`` band or spectral-mode identity, added to every token.
+        patch_mask : `~torch.Tensor`, optional
+            ``(N, P)`` bool, True = replace the patch by the mask token.
+
+        Returns
+        -------
+        summary, patch_states : `~torch.Tensor`
+            ``(N, S, W)`` summary tokens (CLS first) and ``(N, P, W)`` patch states.
+        """
+        if patch_mask is not None:
+            tokens = torch.where(patch_mask[..., None], self.mask_token.to(tokens.dtype), tokens)
+        tokens = tokens + self.position + identity
+        summary = self.summary_tokens.expand(tokens.shape[0], -1, -1) + identity
+        n_summary = summary.shape[1]
+        x = torch.cat([summary, tokens], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)
+        return x[:, :n_summary], x[:, n_summary:]
+
+
 def random_patch_mask(
     n_rows: int,
     n_patches: int,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..bands import NIRCAM_BANDS, get_band
-from ._layers import TransformerBlock, init_weights
+from ._layers import PatchTokenEncoder, TransformerBlock
 
 __all__ = ["BandEmbedding", "ImageEncoder", "patchify_images"]
 
@@ -130,7 +130,7 @@ class BandEmbedding(nn.Module):
         return self.mlp(features) + torch.stack(offsets)
 
 
-class ImageEncoder(nn.Module):
+class ImageEncoder(PatchTokenEncoder):
     """ViT over stretched flux and weight channels of single-band cutouts.
 
     Parameters
@@ -188,9 +188,7 @@ class ImageEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(width)
         self.pixel_head = nn.Linear(width, patch * patch)
-        self.apply(init_weights)
-        for parameter in (self.position, self.summary_tokens, self.mask_token):
-            nn.init.trunc_normal_(parameter, std=0.02)
+        self.init_parameters()
 
     def forward(
         self,
@@ -230,14 +228,6 @@ class ImageEncoder(nn.Module):
             [patchify_images(stretched, self.patch), patchify_images(weight, self.patch)], dim=-1
         )
         tokens = self.patch_embed(inputs)
-        if patch_mask is not None:
-            tokens = torch.where(patch_mask[..., None], self.mask_token.to(tokens.dtype), tokens)
         identity = self.band_embedding(bands)[band_index][:, None, :]
-        tokens = tokens + self.position + identity
-        summary = self.summary_tokens.expand(tokens.shape[0], -1, -1) + identity
-        n_summary = summary.shape[1]
-        x = torch.cat([summary, tokens], dim=1)
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        return x[:, :n_summary], self.pixel_head(x[:, n_summary:])
+        summary, patch_states = self.encode_tokens(tokens, identity, patch_mask)
+        return summary, self.pixel_head(patch_states)

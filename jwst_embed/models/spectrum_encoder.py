@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..bands import SPECTRAL_MODES, get_spectral_mode
-from ._layers import TransformerBlock, init_weights
+from ._layers import PatchTokenEncoder, TransformerBlock, init_weights
 
 __all__ = ["SpectrumEncoder", "SpectrumDecoder", "patchify_spectra"]
 
@@ -43,7 +43,7 @@ def patchify_spectra(spectra: Tensor, patch: int) -> Tensor:
     return spectra.reshape(spectra.shape[0], -1, patch)
 
 
-class SpectrumEncoder(nn.Module):
+class SpectrumEncoder(PatchTokenEncoder):
     """1D transformer over spectrum patches with masked-patch modelling.
 
     Parameters
@@ -100,9 +100,7 @@ class SpectrumEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(width)
         self.flux_head = nn.Linear(width, patch)
-        self.apply(init_weights)
-        for parameter in (self.position, self.summary_tokens, self.mask_token):
-            nn.init.trunc_normal_(parameter, std=0.02)
+        self.init_parameters()
 
     def forward(
         self,
@@ -140,20 +138,12 @@ class SpectrumEncoder(nn.Module):
             [patchify_spectra(stretched, self.patch), patchify_spectra(weight, self.patch)], dim=-1
         )
         tokens = self.patch_embed(inputs)
-        if patch_mask is not None:
-            tokens = torch.where(patch_mask[..., None], self.mask_token.to(tokens.dtype), tokens)
         identity = torch.stack(
             [self.mode_embedding[get_spectral_mode(mode).name] for mode in modes]
         )
         identity = identity[mode_index][:, None, :]
-        tokens = tokens + self.position + identity
-        summary = self.summary_tokens.expand(tokens.shape[0], -1, -1) + identity
-        n_summary = summary.shape[1]
-        x = torch.cat([summary, tokens], dim=1)
-        for block in self.blocks:
-            x = block(x)
-        x = self.norm(x)
-        return x[:, :n_summary], self.flux_head(x[:, n_summary:])
+        summary, patch_states = self.encode_tokens(tokens, identity, patch_mask)
+        return summary, self.flux_head(patch_states)
 
 
 class SpectrumDecoder(nn.Module):

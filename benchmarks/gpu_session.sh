@@ -22,15 +22,15 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 cat "$OUT/gpu.txt"
 
 echo "== simulation throughput"
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ -z "${SKIP_SIM:-}" ]; then
     timeout 90 python3 benchmarks/simulation.py --json --skip-cpu ${SIM_ARGS:-} 2>&1 | tail -3 | tee "$OUT/simulation_gpu.json"
 fi
 
 echo "== pretraining"
 RUN=/tmp/jwst_embed_pretrain
 rm -rf "$RUN"
-timeout $(( ${TRAIN_SECONDS:-200} + 120 )) python3 -m jwst_embed.cli train --config configs/pretrain_gpu_h100.toml \
-    --device "$DEVICE" --out "$RUN" --max-time "${TRAIN_SECONDS:-200}" ${TRAIN_ARGS:-} --no-progress 2>&1 | tail -40 | tee "$OUT/train.log"
+timeout $(( ${TRAIN_SECONDS:-420} + 150 )) python3 -m jwst_embed.cli train --config configs/pretrain_gpu_h100.toml \
+    --device "$DEVICE" --out "$RUN" --max-time "${TRAIN_SECONDS:-420}" ${TRAIN_ARGS:-} --no-progress 2>&1 | tee "$OUT/train.log" | tail -40
 cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
 
 echo "== float16 copy of the model"
@@ -44,4 +44,9 @@ for key, value in state.items():
 torch.save(payload, sys.argv[2])
 print("wrote", sys.argv[2], sum(v.numel() for v in state.values() if torch.is_tensor(v)), "values")
 PY
+echo "== embedding throughput (F150W + PRISM, prepared batches)"
+for bs in ${THROUGHPUT_BATCHES:-256 1024}; do
+    timeout 60 python3 benchmarks/embedding_throughput.py --model "$RUN/model.pt" --device "$DEVICE" \
+        --n-objects ${THROUGHPUT_OBJECTS:-8192} --batch-size $bs --skip-astropy --json 2>&1 | tail -1 | tee "$OUT/embedding_throughput_bs$bs.json"
+done
 ls -la "$OUT"

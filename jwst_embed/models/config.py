@@ -7,10 +7,18 @@ the model with ``ModelConfig.from_dict``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["ModelConfig", "PRESETS"]
+__all__ = ["ModelConfig", "PRESETS", "HEAD_KINDS"]
+
+#: Kinds of ``ModelConfig.custom_heads`` specs and the head class (`jwst_embed.models.heads`) each builds.
+HEAD_KINDS: dict[str, str] = {
+    "mlp": "MLPHead",
+    "redshift": "RedshiftHead",
+    "log_mass": "MassHead",
+    "morphology": "MorphologyHead",
+}
 
 
 @dataclass
@@ -54,6 +62,19 @@ class ModelConfig:
     modality_dropout : float
         Probability that a present modality is hidden from the *subset* fusion
         during training (never all of an object's modalities).
+    prediction_heads : bool
+        Build the redshift, stellar-mass and morphology heads
+        (`~jwst_embed.models.heads`) on the fused embedding as part of the model,
+        so that they are trained with it (on the mock survey's labels) and saved
+        and loaded with it.
+    custom_heads : dict of str to dict
+        Extra heads on the fused embedding, added to ``model.heads`` (replacing a
+        built-in head of the same name), e.g. from fine-tuning on the user's
+        labels (`jwst_embed.fine_tuning`). Each maps a head name to a spec
+        ``{"kind": kind, **arguments}``, ``kind`` one of `HEAD_KINDS`
+        (``"mlp"``, ``"redshift"``, ``"log_mass"``, ``"morphology"``) and the
+        arguments those of the matching head class after ``in_dim``, e.g.
+        ``{"kind": "mlp", "out_dim": 1, "hidden": 64, "depth": 1}``.
 
     Examples
     --------
@@ -88,6 +109,8 @@ class ModelConfig:
     image_mask_ratio: float = 0.5
     spectrum_mask_ratio: float = 0.3
     modality_dropout: float = 0.5
+    prediction_heads: bool = True
+    custom_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.image_size % self.image_patch:
@@ -111,6 +134,14 @@ class ModelConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if not isinstance(self.custom_heads, dict):
+            raise TypeError(f"custom_heads must be a dict {{name: spec}}, got {type(self.custom_heads).__name__}")
+        for name, spec in self.custom_heads.items():
+            if not isinstance(name, str) or not isinstance(spec, dict) or spec.get("kind") not in HEAD_KINDS:
+                raise ValueError(
+                    f"custom_heads[{name!r}] = {spec!r}: need a str name and a dict spec whose 'kind' is one of "
+                    f"{', '.join(HEAD_KINDS)}"
+                )
 
     @property
     def n_image_patches(self) -> int:

@@ -18,15 +18,54 @@ from torch import Tensor, nn
 
 from ..preprocessing.stretch import IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY, model_inputs
 from ._layers import random_patch_mask
-from .config import ModelConfig
+from .config import HEAD_KINDS, ModelConfig
 from .fusion import FusionPooling, sample_modality_subset
+from . import heads as _heads
+from .heads import MassHead, MorphologyHead, RedshiftHead
 from .image_encoder import BandEmbedding, ImageEncoder, patchify_images
 from .spectrum_encoder import SpectrumDecoder, SpectrumEncoder, patchify_spectra
 
-__all__ = ["MultimodalModel", "ModelOutput", "MaskedReconstruction", "DECODER_MODE"]
+__all__ = ["MultimodalModel", "ModelOutput", "MaskedReconstruction", "DECODER_MODE", "build_head"]
 
 #: Spectral mode whose model grid the spectrum decoder reconstructs.
 DECODER_MODE = "PRISM"
+
+
+def build_head(spec: dict, in_dim: int) -> nn.Module:
+    """Build a prediction head from a ``ModelConfig.custom_heads`` spec.
+
+    Parameters
+    ----------
+    spec : dict
+        ``{"kind": kind, **arguments}``; ``kind`` is a key of
+        `~jwst_embed.models.config.HEAD_KINDS`, the arguments those of the head
+        class after ``in_dim``.
+    in_dim : int
+        Width of the embedding the head reads (``latent_dim``).
+
+    Returns
+    -------
+    head : `~torch.nn.Module`
+
+    Raises
+    ------
+    ValueError
+        If the kind is unknown or the arguments do not fit the head class.
+
+    Examples
+    --------
+    >>> from jwst_embed.models.multimodal import build_head
+    >>> build_head({"kind": "mlp", "out_dim": 2, "hidden": 8, "depth": 1}, in_dim=4).net[-1].out_features
+    2
+    """
+    arguments = dict(spec)
+    kind = arguments.pop("kind", None)
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"head spec {spec!r}: 'kind' must be one of {', '.join(HEAD_KINDS)}")
+    try:
+        return getattr(_heads, HEAD_KINDS[kind])(in_dim, **arguments)
+    except TypeError as err:
+        raise ValueError(f"head spec {spec!r} does not fit {HEAD_KINDS[kind]}: {err}") from err
 
 
 @dataclass
@@ -164,6 +203,24 @@ class MultimodalModel(nn.Module):
             config.latent_dim, config.spectrum_length, config.spectrum_patch, config.decoder_width,
             config.decoder_depth, config.decoder_heads, config.mlp_ratio, config.dropout,
         )  # fmt: skip
+        # The heads read the fused embedding; trained jointly (the mock survey's labels are free),
+        # they make the embedding carry redshift and mass, which self-supervision alone does slowly.
+        self.heads: nn.ModuleDict | None = (
+            nn.ModuleDict(
+                {
+                    "redshift": RedshiftHead(config.latent_dim),
+                    "log_mass": MassHead(config.latent_dim),
+                    "morphology": MorphologyHead(config.latent_dim),
+                }
+            )
+            if config.prediction_heads
+            else None
+        )
+        # Heads described by the config (e.g. from fine-tuning) are rebuilt here, so they load like the rest.
+        for name, spec in config.custom_heads.items():
+            if self.heads is None:
+                self.heads = nn.ModuleDict()
+            self.heads[name] = build_head(spec, config.latent_dim)
 
     # -- boundary -------------------------------------------------------------------------------
     @staticmethod

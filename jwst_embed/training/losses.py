@@ -24,6 +24,7 @@ __all__ = [
     "spectrum_decoder_loss",
     "pairwise_infonce",
     "subset_consistency_loss",
+    "supervised_loss",
     "LossWeights",
     "PretrainingLoss",
 ]
@@ -212,9 +213,54 @@ def subset_consistency_loss(
     return distance.mean()
 
 
+#: Batch target read by each prediction head of `~jwst_embed.models.MultimodalModel`.
+HEAD_TARGETS = {"redshift": "redshift", "log_mass": "log_mass", "morphology": "morphology"}
+
+
+def supervised_loss(head: nn.Module, embedding: Tensor, target: Tensor) -> Tensor | None:
+    """A prediction head's loss over the objects whose label is known (finite).
+
+    Parameters
+    ----------
+    head : `~torch.nn.Module`
+        A head of `jwst_embed.models.heads` (``forward`` and ``loss``).
+    embedding : `~torch.Tensor`
+        ``(B, D)`` embeddings.
+    target : `~torch.Tensor`
+        ``(B,)`` labels; NaN marks an unknown label.
+
+    Returns
+    -------
+    loss : `~torch.Tensor` or None
+        Scalar float32, or None when no object has a label.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.models import MassHead
+    >>> from jwst_embed.training import supervised_loss
+    >>> head = MassHead(4)
+    >>> loss = supervised_loss(head, torch.zeros(3, 4), torch.tensor([9.0, float("nan"), 10.0]))
+    >>> bool(torch.isfinite(loss))
+    True
+    """
+    target = target.reshape(target.shape[0])
+    known = torch.isfinite(target.float())
+    if not bool(known.any()):
+        return None
+    return head.loss(head(embedding[known]), target[known])
+
+
 @dataclass
 class LossWeights:
-    """Weights of the pretraining loss terms (0 switches a term off)."""
+    """Weights of the pretraining loss terms (0 switches a term off).
+
+    ``redshift``, ``stellar_mass`` and ``morphology`` weight the prediction heads' losses
+    on the mock labels (applied to the fused embedding of all modalities and of the
+    random subset). ``decoder_noiseless`` (a switch) makes the spectrum decoder reproduce
+    the noiseless mock spectrum of *every* object, when the batch carries it, instead of
+    the noisy observed spectrum of the objects that have one.
+    """
 
     spectrum_mask: float = 1.0
     image_mask: float = 1.0
@@ -223,6 +269,10 @@ class LossWeights:
     decoder: float = 1.0
     decoder_subset: float = 0.5
     views: float = 1.0
+    redshift: float = 1.0
+    stellar_mass: float = 0.5
+    morphology: float = 0.5
+    decoder_noiseless: float = 1.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -268,10 +318,36 @@ class PretrainingLoss(nn.Module):
     def temperature(self) -> Tensor:
         return self.log_temperature.detach().clamp(_LOG_TEMPERATURE_MIN, _LOG_TEMPERATURE_MAX).exp()
 
-    def forward(self, output) -> tuple[Tensor, dict[str, Tensor]]:
-        """Return ``(total, parts)``; ``parts`` maps each computed term to its detached value."""
+    def forward(
+        self, output, targets: Mapping[str, Tensor] | None = None, heads: Mapping[str, nn.Module] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Return ``(total, parts)``; ``parts`` maps each computed term to its detached value.
+
+        ``targets`` (the batch's labels) and ``heads`` (the model's prediction heads) add the
+        supervised terms; without them only the self-supervised terms are computed.
+        """
         w = self.weights
+        targets = targets or {}
         terms: dict[str, tuple[float, Tensor]] = {}
+        if heads is not None:
+            embeddings = [output.fused] + ([output.fused_subset] if output.fused_subset is not None else [])
+            for name, weight_name in (("redshift", "redshift"), ("log_mass", "stellar_mass"), ("morphology", "morphology")):
+                weight, label = getattr(w, weight_name), HEAD_TARGETS[name]
+                if not weight or name not in heads or label not in targets:
+                    continue
+                losses = [supervised_loss(heads[name], e, targets[label]) for e in embeddings]
+                losses = [loss for loss in losses if loss is not None]
+                if losses:
+                    terms[weight_name] = (weight, sum(losses) / len(losses))
+        if w.decoder_noiseless and "spectrum_noiseless" in targets and output.decoded_spectrum is not None:
+            # Every mock object has a true spectrum: reconstruct it (denoised, also for objects
+            # observed without one), with equal weight per pixel.
+            from ..preprocessing.stretch import SPECTRUM_SOFTENING_NJY, asinh_stretch
+
+            truth = targets["spectrum_noiseless"].float()
+            output.spectrum_target = asinh_stretch(truth, SPECTRUM_SOFTENING_NJY)
+            output.spectrum_weight = torch.isfinite(truth).float()
+            output.spectrum_target = torch.nan_to_num(output.spectrum_target)
         if output.spectrum_reconstruction is not None and w.spectrum_mask:
             r = output.spectrum_reconstruction
             terms["spectrum_mask"] = (

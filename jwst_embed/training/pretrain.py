@@ -74,10 +74,13 @@ __all__ = [
 #: Columns of ``metrics.csv`` (empty where a value was not computed at that step).
 METRIC_COLUMNS = (
     "step", "samples", "loss", "lr", "grad_norm",
-    "spectrum_mask", "image_mask", "contrastive", "views", "consistency", "decoder", "decoder_subset", "temperature",
+    "spectrum_mask", "image_mask", "contrastive", "views", "consistency", "decoder", "decoder_subset",
+    "redshift", "stellar_mass", "morphology", "temperature",
     "samples_per_s",
     "val_redshift_sigma_nmad", "val_redshift_outlier_fraction", "val_spectrum_r2", "val_spectrum_r2_images",
     "val_spectrum_r2_median", "val_spectrum_r2_images_median",
+    "val_head_redshift_sigma_nmad", "val_head_redshift_outlier_fraction", "val_head_log_mass_sigma",
+    "val_head_morphology_f1",
 )  # fmt: skip
 
 
@@ -271,7 +274,8 @@ class _PretrainingModule(nn.Module):
         self.model, self.loss_fn = model, loss_fn
 
     def forward(self, batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        return self.loss_fn(self.model(batch, mask_inputs=True, generator=generator))
+        output = self.model(batch, mask_inputs=True, generator=generator)
+        return self.loss_fn(output, getattr(batch, "targets", None), getattr(self.model, "heads", None))
 
 
 # ---------------------------------------------------------------------------------- trainer

@@ -218,6 +218,10 @@ def quick_validation(
         ``redshift_sigma_nmad``, ``redshift_outlier_fraction`` (needs >= 4
         objects with redshifts), ``spectrum_r2`` and ``spectrum_r2_images``
         (when there are spectra with noiseless targets); see the module docstring.
+        With prediction heads on the model, also ``head_redshift_sigma_nmad``,
+        ``head_redshift_outlier_fraction`` (the redshift head's median),
+        ``head_log_mass_sigma`` (standard deviation of the mass residual) and
+        ``head_morphology_f1`` (macro F1).
         Keys whose inputs are missing are left out (never NaN).
     """
     from ..models.multimodal import DECODER_MODE
@@ -227,6 +231,8 @@ def quick_validation(
     model.eval()
     device = next(model.parameters()).device
     embeddings, redshifts, r2_all, r2_images = [], [], [], []
+    heads = getattr(model, "heads", None)
+    head_outputs: dict[str, list[Tensor]] = {"z": [], "z_true": [], "m": [], "m_true": [], "c": [], "c_true": []}
     try:
         for batch in batches:
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
@@ -235,6 +241,16 @@ def quick_validation(
             targets: Mapping[str, Tensor] = getattr(batch, "targets", None) or {}
             if "redshift" in targets:
                 redshifts.append(targets["redshift"].float().cpu())
+            if heads is not None:
+                fused = output.fused.float()
+                for key, head, label, read in (
+                    ("z", "redshift", "redshift", lambda r: r["z_median"]),
+                    ("m", "log_mass", "log_mass", lambda r: r["log_mass"]),
+                    ("c", "morphology", "morphology", lambda r: r["label"]),
+                ):
+                    if head in heads and label in targets:
+                        head_outputs[key].append(read(heads[head].predict(fused)).float().cpu())
+                        head_outputs[f"{key}_true"].append(targets[label].float().cpu())
             if "spectrum_noiseless" not in targets or DECODER_MODE not in batch.modalities:
                 continue
             truth = asinh_stretch(targets["spectrum_noiseless"].float(), SPECTRUM_SOFTENING_NJY)
@@ -260,6 +276,19 @@ def quick_validation(
         z_pred, z_true = knn_redshift(torch.cat(embeddings).numpy(), torch.cat(redshifts).numpy(), n_neighbors)
         metrics["redshift_sigma_nmad"] = sigma_nmad(z_pred, z_true)
         metrics["redshift_outlier_fraction"] = outlier_fraction(z_pred, z_true)
+    if head_outputs["z"]:
+        z_pred, z_true = torch.cat(head_outputs["z"]).numpy(), torch.cat(head_outputs["z_true"]).numpy()
+        metrics["head_redshift_sigma_nmad"] = sigma_nmad(z_pred, z_true)
+        metrics["head_redshift_outlier_fraction"] = outlier_fraction(z_pred, z_true)
+    if head_outputs["m"]:
+        residual = torch.cat(head_outputs["m"]) - torch.cat(head_outputs["m_true"])
+        metrics["head_log_mass_sigma"] = float(residual[torch.isfinite(residual)].std())
+    if head_outputs["c"]:
+        from sklearn.metrics import f1_score
+
+        metrics["head_morphology_f1"] = float(
+            f1_score(torch.cat(head_outputs["c_true"]).numpy(), torch.cat(head_outputs["c"]).numpy(), average="macro")
+        )
     for name, values in (("spectrum_r2", r2_all), ("spectrum_r2_images", r2_images)):
         if values:
             values = torch.cat(values)

@@ -28,7 +28,7 @@ fi
 
 echo "== pretraining"
 RUN=/tmp/jwst_embed_pretrain
-rm -rf "$RUN"
+[ -n "${RESUME:-}" ] || rm -rf "$RUN"
 timeout $(( ${TRAIN_SECONDS:-420} + 150 )) python3 -m jwst_embed.cli train --config configs/pretrain_gpu_h100.toml \
     --device "$DEVICE" --out "$RUN" --max-time "${TRAIN_SECONDS:-420}" ${TRAIN_ARGS:-} --no-progress 2>&1 | tee "$OUT/train.log" | tail -40
 cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null

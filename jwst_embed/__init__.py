@@ -9,6 +9,15 @@ except ImportError:  # running from a source tree that was never installed
 from .bands import NIRCAM_BANDS, SPECTRAL_MODES, Band, SpectralMode, get_band, get_spectral_mode
 from .devices import resolve_device
 from .embedder import EmbeddingResult, MultimodalEmbedder
+from .fine_tuning import EmbeddingClassifier, EmbeddingRegressor, fine_tune
+from .predictions import (
+    classify_morphology,
+    predict,
+    predict_redshift,
+    predict_stellar_mass,
+    reconstruct_spectrum,
+)
+from .similarity import EmbeddingIndex, nearest_neighbors
 
 __all__ = [
     "__version__",
@@ -21,4 +30,14 @@ __all__ = [
     "resolve_device",
     "MultimodalEmbedder",
     "EmbeddingResult",
+    "predict",
+    "predict_redshift",
+    "predict_stellar_mass",
+    "classify_morphology",
+    "reconstruct_spectrum",
+    "nearest_neighbors",
+    "EmbeddingIndex",
+    "fine_tune",
+    "EmbeddingRegressor",
+    "EmbeddingClassifier",
 ]

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .demo import DEMO_SEED
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "read_files"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_simulate(subparsers)
     _add_train(subparsers)
+    _add_embed(subparsers)
+    _add_predict(subparsers)
+    _add_demo(subparsers)
     return parser
 
 
@@ -176,6 +180,232 @@ def _run_train(args) -> int:
             print(f"done at step {trainer.step}; model written to {config.out_dir}/model.pt")
     finally:
         trainer.close()
+    return 0
+
+
+# -- embed / predict / demo: the user path on real files and mock galaxies ------------------------
+
+
+def _load_embedder(name_or_path: str, device: str, command: str):
+    from .embedder import MultimodalEmbedder
+    from .weights import WeightsError
+
+    try:
+        return MultimodalEmbedder.from_pretrained(name_or_path, device=device)
+    except (ValueError, WeightsError) as error:
+        hint = "; pass a registered name (jwst_embed.weights.REGISTRY) or --model PATH to a model file"
+        raise SystemExit(f"jwst-embed {command}: cannot load model {name_or_path!r}: {error}{hint}") from None
+
+
+def _parse_bands(values) -> tuple[str, ...] | None:
+    """--bands F150W,F444W or --bands F150W F444W; 'none' = spectra only; None = every band in the file."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if [name.lower() for name in names] == ["none"]:
+        return ()
+    from .bands import get_band
+
+    try:
+        return tuple(get_band(name).name for name in names)
+    except ValueError as error:
+        raise SystemExit(f"jwst-embed: --bands: {error}") from None
+
+
+def read_files(paths, bands=None, spectra: bool = True):
+    """Read spectra and cutouts of one object per file into `embed` inputs.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        FITS files in any format `jwst_embed.io` reads; each may hold a spectrum,
+        NIRCam cutouts (JADES HLSP files) or both.
+    bands : sequence of str, optional
+        Bands to use (an empty tuple: none); default every band found.
+    spectra : bool
+        Use the spectra.
+
+    Returns
+    -------
+    images : dict of str to list of (NDData or None)
+    spectra : list of (Spectrum or None)
+
+    Raises
+    ------
+    SystemExit
+        A file is missing, or gives neither a spectrum nor a wanted image.
+    """
+    from pathlib import Path
+
+    from .io import identify_spectrum_format, read_cutouts, read_spectrum
+
+    spectrum_list, cutout_list = [], []
+    for path in paths:
+        if not Path(path).is_file():
+            raise SystemExit(f"jwst-embed: no such file: {path}")
+        spectrum, cutouts, problems = None, {}, []
+        if spectra:
+            try:
+                identify_spectrum_format(path)
+            except ValueError as error:
+                problems.append(str(error))
+            else:
+                spectrum = read_spectrum(path)
+        if bands != ():
+            try:
+                cutouts = read_cutouts(path)
+            except (ValueError, OSError) as error:  # OSError: not a FITS file at all
+                problems.append(str(error))
+        if bands:
+            cutouts = {band: image for band, image in cutouts.items() if band in bands}
+        if spectrum is None and not cutouts:
+            raise SystemExit(f"jwst-embed: {path} gives no usable spectrum or image: {'; '.join(problems)}")
+        spectrum_list.append(spectrum)
+        cutout_list.append(cutouts)
+    found = sorted({band for cutouts in cutout_list for band in cutouts})
+    images = {band: [cutouts.get(band) for cutouts in cutout_list] for band in (bands or found) if band in found}
+    return images, (spectrum_list if any(s is not None for s in spectrum_list) else None)
+
+
+def _add_model_options(parser, default_device: str = "auto") -> None:
+    parser.add_argument("--model", default="default", help="registered model name or model file (default %(default)s)")
+    parser.add_argument("--device", default=default_device, help="auto (default: CUDA if present), cpu, cuda")
+
+
+def _add_embed(subparsers) -> None:
+    embed = subparsers.add_parser(
+        "embed",
+        help="embed the objects in FITS files (spectra and/or cutouts) into a table",
+        description="Embed one object per FITS file and write file name, fused embedding and presence per modality.",
+    )
+    embed.add_argument("files", nargs="+", help="FITS files (JADES HLSP, msaexp, JADES 1D, pipeline x1d)")
+    embed.add_argument("-o", "--output", default="embeddings.fits", help="output table, .fits or .ecsv (default %(default)s)")
+    _add_model_options(embed)
+    embed.add_argument("--bands", nargs="+", default=None, help="bands to use, e.g. F150W,F444W ('none': spectra only)")
+    embed.add_argument("--no-spectra", action="store_true", help="use the images only")
+    embed.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    embed.set_defaults(handler=_run_embed)
+
+
+def _check_output(path, overwrite: bool, command: str) -> None:
+    from pathlib import Path
+
+    if path and Path(path).exists() and not overwrite:
+        raise SystemExit(f"jwst-embed {command}: {path} exists; pass --overwrite to replace it")
+
+
+def _run_embed(args) -> int:
+    import os
+
+    from astropy.table import Table
+
+    _check_output(args.output, args.overwrite, "embed")
+    images, spectra = read_files(args.files, _parse_bands(args.bands), spectra=not args.no_spectra)
+    embedder = _load_embedder(args.model, args.device, "embed")
+    try:
+        result = embedder.embed(images=images or None, spectra=spectra, progress=len(args.files) > 64)
+    except ValueError as error:
+        raise SystemExit(f"jwst-embed embed: {error}") from None
+    table = Table({"file": [os.path.basename(str(path)) for path in args.files], "fused": result.fused})
+    for column, name in enumerate(result.modality_names):
+        table[f"present_{name}"] = result.present[:, column]
+    table.meta["model"] = str(args.model)
+    table.write(args.output, overwrite=True)
+    print(f"wrote {len(table)} embeddings ({result.fused.shape[1]} numbers, modalities "
+          f"{', '.join(result.modality_names)}) to {args.output}")
+    return 0
+
+
+def _add_predict(subparsers) -> None:
+    predict = subparsers.add_parser(
+        "predict",
+        help="predict redshift, stellar mass and morphology for the objects in FITS files",
+        description="Predict z (with 16-84%% interval), log stellar mass and morphology per FITS file.",
+    )
+    predict.add_argument("files", nargs="+", help="FITS files (JADES HLSP, msaexp, JADES 1D, pipeline x1d)")
+    predict.add_argument("-o", "--output", default=None, help="also write the table (.ecsv or .fits)")
+    _add_model_options(predict)
+    predict.add_argument("--bands", nargs="+", default=None, help="bands to use ('none': spectra only)")
+    predict.add_argument("--no-spectra", action="store_true", help="use the images only")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    predict.set_defaults(handler=_run_predict)
+
+
+def _predict_files(embedder, files, bands=None, spectra=True):
+    import os
+
+    images, spectrum_list = read_files(files, bands, spectra=spectra)
+    try:
+        table = embedder.predict(images=images or None, spectra=spectrum_list)
+    except ValueError as error:
+        raise SystemExit(f"jwst-embed predict: {error}") from None
+    table.add_column([os.path.basename(str(path)) for path in files], name="file", index=0)
+    return table
+
+
+def _print_table(table, formats) -> None:
+    shown = table[[name for name in formats if name in table.colnames]]
+    for name, fmt in formats.items():
+        if fmt and name in shown.colnames:
+            shown[name].info.format = fmt
+    shown.pprint(max_lines=-1, max_width=-1)
+
+
+_PREDICTION_FORMATS = {"file": None, "z": ".3f", "z_lo": ".3f", "z_hi": ".3f", "log_mass": ".2f", "log_mass_err": ".2f", "morphology": None}
+
+
+def _run_predict(args) -> int:
+    _check_output(args.output, args.overwrite, "predict")
+    embedder = _load_embedder(args.model, args.device, "predict")
+    table = _predict_files(embedder, args.files, _parse_bands(args.bands), spectra=not args.no_spectra)
+    _print_table(table, _PREDICTION_FORMATS)
+    if args.output:
+        table.meta["model"] = str(args.model)
+        table.write(args.output, overwrite=True)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _add_demo(subparsers) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="predict redshift, mass, morphology and spectra of mock galaxies and plot them against the truth",
+        description=(
+            "Simulate N mock galaxies from a held-out seed, turn them into NDData/Spectrum objects, predict from "
+            "F150W + PRISM and from F150W alone, print predictions beside the truth and write a figure. "
+            "Needs the 'sim' extra: pip install \"jwst_embed[sim]\"."
+        ),
+    )
+    _add_model_options(demo, default_device="cpu")
+    demo.add_argument("-n", "--n-objects", type=int, default=8, help="mock galaxies (default %(default)s)")
+    demo.add_argument("--seed", type=int, default=DEMO_SEED, help="mock survey seed (default %(default)s, held out)")
+    demo.add_argument("-o", "--output", default="demo.png", help="figure file (default %(default)s)")
+    demo.add_argument("--real", default=None, metavar="DIR", help="also predict for the FITS files in DIR")
+    demo.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    if args.n_objects < 1:
+        raise SystemExit(f"jwst-embed demo: -n must be a positive integer, got {args.n_objects}")
+    embedder = _load_embedder(args.model, args.device, "demo")
+    try:
+        run_demo(embedder, n_objects=args.n_objects, seed=args.seed, output=args.output, model_name=args.model)
+    except ImportError as error:
+        raise SystemExit(
+            f"jwst-embed demo needs the mock-survey simulator ({error}); install it with: "
+            'pip install "jwst_embed[sim]"'
+        ) from None
+    print(f"figure written to {args.output}")
+    if args.real:
+        from pathlib import Path
+
+        files = sorted(str(path) for path in Path(args.real).glob("*.fits"))
+        if not files:
+            raise SystemExit(f"jwst-embed demo: no .fits files in {args.real}")
+        print(f"\nreal files in {args.real}:")
+        _print_table(_predict_files(embedder, files), _PREDICTION_FORMATS)
     return 0
 
 

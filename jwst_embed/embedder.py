@@ -280,6 +280,109 @@ class MultimodalEmbedder:
         >>> result.fused.shape, result.modality_names  # doctest: +SKIP
         ((1, 256), ('F150W', 'PRISM'))
         """
+        modality_names, n_objects, chunks = self._chunked_outputs(
+            images, spectra, batch_size, progress, desc="embedding"
+        )
+        fused_parts: list[np.ndarray] = []
+        modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
+        present_parts: list[np.ndarray] = []
+        for _, _, output in chunks:
+            fused_parts.append(output.fused.float().cpu().numpy())
+            for name in modality_names:
+                modality_parts[name].append(output.modality_embeddings[name].float().cpu().numpy())
+            present_parts.append(output.present.cpu().numpy())
+        result = EmbeddingResult(
+            fused=np.concatenate(fused_parts),
+            modalities={name: np.concatenate(parts) for name, parts in modality_parts.items()},
+            present=np.concatenate(present_parts),
+            modality_names=modality_names,
+        )
+        if not np.isfinite(result.fused).all():
+            # Never hand back a NaN embedding silently (e.g. a half-precision overflow).
+            bad = np.flatnonzero(~np.isfinite(result.fused).all(axis=1)).tolist()
+            raise RuntimeError(f"the model produced non-finite embeddings for objects {bad[:10]}")
+        for name, values in result.modalities.items():
+            # Absent rows are zero by contract; clean any non-finite value the model put there.
+            column = result.present[:, modality_names.index(name)]
+            values[~column] = 0.0
+        return result
+
+    # -- predictions: thin wrappers of jwst_embed.predictions with this embedder ----------------------
+    def predict_redshift(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+        """Table of z, z_lo, z_hi, z_mode and p(z); see `jwst_embed.predictions.predict_redshift`."""
+        from .predictions import predict_redshift
+
+        return predict_redshift(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+
+    def predict_stellar_mass(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+        """Table of log_mass, log_mass_err; see `jwst_embed.predictions.predict_stellar_mass`."""
+        from .predictions import predict_stellar_mass
+
+        return predict_stellar_mass(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+
+    def classify_morphology(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+        """Table of morphology and p_<class>; see `jwst_embed.predictions.classify_morphology`."""
+        from .predictions import classify_morphology
+
+        return classify_morphology(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+
+    def reconstruct_spectrum(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+        """PRISM spectra (nJy) decoded from the embedding; see `jwst_embed.predictions.reconstruct_spectrum`."""
+        from .predictions import reconstruct_spectrum
+
+        return reconstruct_spectrum(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+
+    def predict(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+        """Table of z, z_lo, z_hi, log_mass, log_mass_err, morphology; see `jwst_embed.predictions.predict`."""
+        from .predictions import predict
+
+        return predict(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+
+    def fine_tune(self, images=None, spectra=None, labels=None, **kwargs) -> MultimodalEmbedder:
+        """A fine-tuned copy of this embedder; see `jwst_embed.fine_tuning.fine_tune` for the options.
+
+        Parameters
+        ----------
+        images, spectra :
+            Inputs as for `embed`.
+        labels : array-like or `~astropy.units.Quantity`
+            One label per object (NaN or None = unknown).
+        **kwargs
+            ``task``, ``freeze_backbone``, ``epochs``, ``lr``, ... of
+            `~jwst_embed.fine_tuning.fine_tune`.
+
+        Returns
+        -------
+        `MultimodalEmbedder`
+            A new embedder; this one is unchanged.
+        """
+        from .fine_tuning import fine_tune
+
+        return fine_tune(self, images, spectra, labels, **kwargs)
+
+    def save(self, path, metadata=None):
+        """Write the model (with its heads) so that `from_pretrained` loads it back.
+
+        Parameters
+        ----------
+        path : path-like
+            Output file.
+        metadata : mapping, optional
+            Plain values stored with the model.
+
+        Returns
+        -------
+        path : `~pathlib.Path`
+        """
+        from .fine_tuning import save_embedder
+
+        return save_embedder(self, path, metadata)
+
+    def _chunked_outputs(self, images, spectra, batch_size, progress, desc):
+        """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput)``.
+
+        One model pass per chunk serves embeddings, head predictions and spectrum reconstruction.
+        """
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, int | np.integer)
@@ -289,16 +392,19 @@ class MultimodalEmbedder:
         image_columns, spectrum_columns = input_columns(images, spectra)
         modality_names = modality_order([*image_columns, *spectrum_columns])
         n_objects = len(next(iter({**image_columns, **spectrum_columns}.values())))
+        return modality_names, n_objects, self._iter_outputs(
+            image_columns, spectrum_columns, modality_names, n_objects, int(batch_size), progress, desc
+        )
 
+    def _iter_outputs(
+        self, image_columns, spectrum_columns, modality_names, n_objects, batch_size, progress, desc
+    ):
         from tqdm.auto import tqdm
 
-        fused_parts: list[np.ndarray] = []
-        modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
-        present_parts: list[np.ndarray] = []
         self.model.eval()
-        with tqdm(total=n_objects, desc="embedding", unit="object", disable=not progress) as bar:
-            for start in range(0, n_objects, int(batch_size)):
-                stop = min(start + int(batch_size), n_objects)
+        with tqdm(total=n_objects, desc=desc, unit="object", disable=not progress) as bar:
+            for start in range(0, n_objects, batch_size):
+                stop = min(start + batch_size, n_objects)
                 # Every chunk gets every modality column (all-absent ones too), so columns line up.
                 try:
                     batch = make_batch(
@@ -320,28 +426,8 @@ class MultimodalEmbedder:
                     raise RuntimeError(
                         f"model returned modalities {output.modalities}, expected {modality_names}"
                     )
-                fused_parts.append(output.fused.float().cpu().numpy())
-                for name in modality_names:
-                    modality_parts[name].append(
-                        output.modality_embeddings[name].float().cpu().numpy()
-                    )
-                present_parts.append(output.present.cpu().numpy())
+                yield start, stop, output
                 bar.update(stop - start)
-        result = EmbeddingResult(
-            fused=np.concatenate(fused_parts),
-            modalities={name: np.concatenate(parts) for name, parts in modality_parts.items()},
-            present=np.concatenate(present_parts),
-            modality_names=modality_names,
-        )
-        if not np.isfinite(result.fused).all():
-            # Never hand back a NaN embedding silently (e.g. a half-precision overflow).
-            bad = np.flatnonzero(~np.isfinite(result.fused).all(axis=1)).tolist()
-            raise RuntimeError(f"the model produced non-finite embeddings for objects {bad[:10]}")
-        for name, values in result.modalities.items():
-            # Absent rows are zero by contract; clean any non-finite value the model put there.
-            column = result.present[:, modality_names.index(name)]
-            values[~column] = 0.0
-        return result
 
     def _forward(self, batch):
         batch = batch.to(self.device)

@@ -62,8 +62,16 @@ class WeightsFile:
     shipped: bool = False
 
 
-#: Registered weights, by model name. Filled as models are released.
-REGISTRY: dict[str, WeightsFile] = {}
+#: Registered weights, by model name. "default": the ``small`` model (7.3 M parameters, float16
+#: file) pretrained on one H100 with ``benchmarks/gpu_session.sh`` (model card: docs/model_card.rst).
+REGISTRY: dict[str, WeightsFile] = {
+    "default": WeightsFile(
+        name="default",
+        filename="jwst_embed-default-v1.pt",
+        sha256="15f77d3d12ff93574798ceaf95eaa3ad2aa982d65235f2139a36910f71f64f74",
+        shipped=True,
+    ),
+}
 
 
 def cache_dir() -> Path:

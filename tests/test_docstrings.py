@@ -16,6 +16,13 @@ MODULES = [
     "jwst_embed.weights",
     "jwst_embed.devices",
     "jwst_embed.embedder",
+    "jwst_embed.baselines",
+    "jwst_embed.predictions",
+    "jwst_embed.similarity",
+    "jwst_embed.simulation.export",
+    "jwst_embed.cli",
+    "jwst_embed.demo",
+    "jwst_embed.fine_tuning",
 ]
 
 

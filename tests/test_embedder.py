@@ -240,8 +240,8 @@ def test_bad_batch_size(embedder, jades):
 
 
 def test_unknown_weights_and_bad_model():
-    with pytest.raises(ValueError, match="unknown weights 'default'"):
-        MultimodalEmbedder.from_pretrained("default", device="cpu")
+    with pytest.raises(ValueError, match="unknown weights 'no-such-model'"):
+        MultimodalEmbedder.from_pretrained("no-such-model", device="cpu")
     with pytest.raises(TypeError, match="MultimodalModel"):
         MultimodalEmbedder(torch.nn.Linear(2, 2), device="cpu")
 

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..preprocessing.stretch import IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY, model_inputs
+from . import heads as _heads
 from ._layers import random_patch_mask
 from .config import HEAD_KINDS, ModelConfig
 from .fusion import FusionPooling, sample_modality_subset
-from . import heads as _heads
 from .heads import MassHead, MorphologyHead, RedshiftHead
 from .image_encoder import BandEmbedding, ImageEncoder, patchify_images
 from .spectrum_encoder import SpectrumDecoder, SpectrumEncoder, patchify_spectra

@@ -51,6 +51,8 @@ class FineTuner:
     ----------
     history : list of float
         Mean training loss of each epoch, over all calls to `fit`.
+    validation_history : list of float
+        Mean loss on the ``validation`` objects after each epoch (when given to `fit`).
     """
 
     def __init__(self, model: nn.Module, head: nn.Module, freeze_backbone: bool = True, device=None) -> None:
@@ -60,6 +62,7 @@ class FineTuner:
         self.model, self.head = model.to(self.device), head.to(self.device)
         self.freeze_backbone = freeze_backbone
         self.history: list[float] = []
+        self.validation_history: list[float] = []
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -98,6 +101,7 @@ class FineTuner:
         grad_clip: float = 1.0,
         seed: int = 0,
         progress: bool = False,
+        validation: tuple[Iterable, str | Tensor | Sequence[Tensor]] | None = None,
     ) -> list[float]:
         """Train the head (and the backbone unless frozen).
 
@@ -126,6 +130,10 @@ class FineTuner:
             Seed of the shuffling.
         progress : bool
             Show a progress bar over epochs.
+        validation : tuple, optional
+            ``(batches, targets)`` of held-out objects, in the same forms as
+            ``batches`` and ``targets``; their mean loss after each epoch goes to
+            `validation_history` (and is shown on the progress bar).
 
         Returns
         -------
@@ -144,25 +152,59 @@ class FineTuner:
         if epochs <= 0:
             raise ValueError(f"epochs must be positive, got {epochs}")
         per_batch = _split_targets(batches, targets)
+        held_out = None
+        if validation is not None:
+            validation_batches = list(validation[0])
+            if not validation_batches:
+                raise ValueError("validation needs at least one batch")
+            held_out = (validation_batches, _split_targets(validation_batches, validation[1]))
         generator = torch.Generator().manual_seed(seed)
+        self._validation_losses: list[float] = []
         if self.freeze_backbone:
-            losses = self._fit_frozen(batches, per_batch, epochs, lr, weight_decay, batch_size, grad_clip, generator, progress)
+            losses = self._fit_frozen(
+                batches, per_batch, epochs, lr, weight_decay, batch_size, grad_clip, generator, progress, held_out
+            )
         else:
-            losses = self._fit_end_to_end(batches, per_batch, epochs, lr, backbone_lr, weight_decay, grad_clip, generator, progress)
+            losses = self._fit_end_to_end(
+                batches, per_batch, epochs, lr, backbone_lr, weight_decay, grad_clip, generator, progress, held_out
+            )
         self.history.extend(losses)
+        self.validation_history.extend(self._validation_losses)
         return losses
 
-    def _fit_frozen(self, batches, per_batch, epochs, lr, weight_decay, batch_size, grad_clip, generator, progress):
+    @torch.no_grad()
+    def _head_loss(self, embeddings: Tensor, target: Tensor, batch_size: int = 1024) -> float:
+        """Mean head loss over objects with a finite target, in eval mode (training flag restored)."""
+        keep = _finite_rows(target)
+        if not bool(keep.any()):
+            return float("nan")
+        embeddings, target = embeddings[keep].to(self.device), target[keep].to(self.device)
+        was_training = self.head.training
+        self.head.eval()
+        total = 0.0
+        for start in range(0, len(target), batch_size):
+            rows = slice(start, start + batch_size)
+            n = len(target[rows])
+            total += float(self.head.loss(self.head(embeddings[rows]), target[rows])) * n
+        self.head.train(was_training)
+        return total / len(target)
+
+    def _fit_frozen(
+        self, batches, per_batch, epochs, lr, weight_decay, batch_size, grad_clip, generator, progress, held_out
+    ):
         embeddings = self.embed(batches)
         target = torch.cat(per_batch)
         keep = _finite_rows(target)
         if not bool(keep.any()):
             raise ValueError("no object has a finite target")
         embeddings, target = embeddings[keep].to(self.device), target[keep].to(self.device)
+        # Held-out embeddings are computed once too: the backbone does not change.
+        held_out_embedded = (self.embed(held_out[0]), torch.cat(held_out[1])) if held_out else None
         optimizer = torch.optim.AdamW(self.head.parameters(), lr=lr, weight_decay=weight_decay)
         self.head.train()
         losses = []
-        for _ in tqdm(range(epochs), disable=not progress, desc="fine-tuning head", unit="epoch"):
+        bar = tqdm(range(epochs), disable=not progress, desc="fine-tuning head", unit="epoch")
+        for _ in bar:
             order = torch.randperm(len(target), generator=generator).to(self.device)
             total, count = 0.0, 0
             for start in range(0, len(order), batch_size):
@@ -175,22 +217,39 @@ class FineTuner:
                 optimizer.step()
                 total, count = total + float(loss.detach()) * len(rows), count + len(rows)
             losses.append(total / count)
+            self._after_epoch(bar, losses[-1], held_out_embedded and (lambda: held_out_embedded))
         self.head.eval()
         return losses
 
-    def _fit_end_to_end(self, batches, per_batch, epochs, lr, backbone_lr, weight_decay, grad_clip, generator, progress):
+    def _after_epoch(self, bar, loss: float, held_out_embeddings) -> None:
+        """Record the validation loss (``held_out_embeddings()`` gives embeddings and targets) and show both."""
+        shown = {"loss": f"{loss:.4g}"}
+        if held_out_embeddings is not None:
+            embeddings, target = held_out_embeddings()
+            self._validation_losses.append(self._head_loss(embeddings, target))
+            shown["val_loss"] = f"{self._validation_losses[-1]:.4g}"
+        bar.set_postfix(shown)
+
+    def _fit_end_to_end(
+        self, batches, per_batch, epochs, lr, backbone_lr, weight_decay, grad_clip, generator, progress, held_out
+    ):
         backbone_lr = lr / 10 if backbone_lr is None else backbone_lr
+        # The head may be a submodule of the model (model.heads): keep it out of the backbone group,
+        # or AdamW sees the same parameter twice.
+        head_ids = {id(p) for p in self.head.parameters()}
+        backbone = [p for p in self.model.parameters() if id(p) not in head_ids]
         optimizer = torch.optim.AdamW(
-            [{"params": self.model.parameters(), "lr": backbone_lr}, {"params": self.head.parameters(), "lr": lr}],
+            [{"params": backbone, "lr": backbone_lr}, {"params": list(self.head.parameters()), "lr": lr}],
             weight_decay=weight_decay,
         )
-        parameters = [*self.model.parameters(), *self.head.parameters()]
+        parameters = [*backbone, *self.head.parameters()]
         was_training = self.model.training
         self.model.train()
         self.head.train()
         losses = []
+        bar = tqdm(range(epochs), disable=not progress, desc="fine-tuning end to end", unit="epoch")
         try:
-            for _ in tqdm(range(epochs), disable=not progress, desc="fine-tuning end to end", unit="epoch"):
+            for _ in bar:
                 total, count = 0.0, 0
                 for index in torch.randperm(len(batches), generator=generator).tolist():
                     target = per_batch[index].to(self.device)
@@ -211,6 +270,12 @@ class FineTuner:
                 if count == 0:
                     raise ValueError("no object has a finite target")
                 losses.append(total / count)
+                # The backbone changed: embed the held-out objects again (eval mode, then back to training).
+                self._after_epoch(
+                    bar, losses[-1], held_out and (lambda: (self.embed(held_out[0]), torch.cat(held_out[1])))
+                )
+                self.model.train()
+                self.head.train()
         finally:
             self.model.train(was_training)
             self.head.eval()

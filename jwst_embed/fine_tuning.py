@@ -1,0 +1,761 @@
+"""Fine-tune a pretrained embedder on your own labels, and scikit-learn estimators on embeddings.
+
+Three lines adapt the model to a few hundred spectroscopic redshifts::
+
+    embedder = MultimodalEmbedder.from_pretrained()
+    tuned = fine_tune(embedder, images=images, spectra=spectra, labels=z_spec, task="redshift")
+    save_embedder(tuned, "my_model.pt")        # MultimodalEmbedder.from_pretrained("my_model.pt")
+
+`fine_tune` preprocesses the inputs once, then trains a head of
+`jwst_embed.models.heads` on the fused embedding: with the backbone frozen the
+embeddings are computed once and only the head learns (seconds on a CPU);
+unfrozen, the whole model learns end to end with a lower backbone learning rate.
+The returned embedder holds a fine-tuned *copy* of the model; the original is
+untouched. Heads of any kind in `~jwst_embed.models.config.HEAD_KINDS` are
+described in ``ModelConfig.custom_heads`` so that they are saved and loaded
+with the model.
+
+`EmbeddingRegressor` and `EmbeddingClassifier` are scikit-learn estimators
+(standardised ridge / logistic regression by default) on fused embeddings, for
+a quick property estimate without touching the network.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from torch import nn
+
+from .embedder import EmbeddingResult, MultimodalEmbedder
+from .models.config import HEAD_KINDS
+from .models.heads import MORPHOLOGY_CLASSES, MassHead, MLPHead, MorphologyHead, RedshiftHead
+from .preprocessing import make_batch
+from .preprocessing.inputs import input_columns
+
+__all__ = [
+    "TASKS",
+    "FineTuneHistory",
+    "fine_tune",
+    "save_embedder",
+    "describe_head",
+    "EmbeddingRegressor",
+    "EmbeddingClassifier",
+]
+
+#: Named tasks of `fine_tune`: task -> name of the head in ``model.heads``.
+TASKS: dict[str, str] = {"redshift": "redshift", "stellar_mass": "log_mass", "morphology": "morphology"}
+
+# Kind of label each built-in head reads.
+_HEAD_LABELS = {RedshiftHead: "redshift", MassHead: "log_mass", MorphologyHead: "morphology"}
+
+
+@dataclass
+class FineTuneHistory:
+    """What `fine_tune` did, kept on the returned embedder as ``fine_tune_history``.
+
+    Parameters
+    ----------
+    task : str
+        ``"redshift"``, ``"stellar_mass"``, ``"morphology"`` or ``"custom"``.
+    head : str
+        Name of the trained head in ``model.heads``.
+    train_loss : list of float
+        Mean training loss of each epoch.
+    validation_loss : list of float
+        Mean loss on the held-out objects after each epoch (empty without validation).
+    n_train, n_validation : int
+        Labelled objects trained on and held out.
+    n_missing : int
+        Objects skipped because their label was missing (NaN).
+    freeze_backbone : bool
+        Whether only the head was trained.
+    """
+
+    task: str
+    head: str
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    n_train: int = 0
+    n_validation: int = 0
+    n_missing: int = 0
+    freeze_backbone: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (stored in the model file's metadata by `save_embedder`)."""
+        return dataclasses.asdict(self)
+
+
+# -- labels -----------------------------------------------------------------------------------------
+
+
+def _as_float_labels(labels: Any, what: str) -> np.ndarray:
+    try:
+        values = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"labels for {what} must be numbers (NaN = missing): {err}") from None
+    if values.ndim == 0:
+        values = values[None]
+    return values
+
+
+def _redshift_labels(labels: Any) -> np.ndarray:
+    if isinstance(labels, u.Quantity):
+        labels = labels.to_value(u.dimensionless_unscaled)  # UnitsError names the unit
+    values = _as_float_labels(labels, "redshift")
+    bad = np.flatnonzero(values < 0)
+    if bad.size:
+        raise ValueError(f"redshift labels must be >= 0 (NaN = missing); objects {bad[:10].tolist()} are negative")
+    if np.isinf(values).any():
+        raise ValueError("redshift labels contain inf; use NaN for a missing redshift")
+    return values
+
+
+def _log_mass_labels(labels: Any) -> np.ndarray:
+    if isinstance(labels, u.Quantity):
+        unit = labels.unit
+        if isinstance(unit, u.FunctionUnitBase) or unit.physical_type == "mass":
+            quantity = labels if isinstance(unit, u.FunctionUnitBase) else labels.to(u.Msun)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                labels = u.Dex(quantity, u.dex(u.Msun)).value  # UnitsError if not a mass
+        else:
+            labels = labels.to_value(u.dimensionless_unscaled)
+    values = _as_float_labels(labels, "stellar_mass")
+    values[~np.isfinite(values)] = np.nan  # log10(0 Msun) = -inf: a missing mass
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.max() > 20:
+        raise ValueError(
+            f"stellar_mass labels reach {finite.max():.3g}: give log10(M/Msun) (e.g. 9.5), or a Quantity in "
+            "u.Msun or u.dex(u.Msun)"
+        )
+    return values
+
+
+def _morphology_labels(labels: Any, n_classes: int) -> np.ndarray:
+    entries = list(labels) if not isinstance(labels, str) else [labels]
+    names = {name.lower(): index for index, name in enumerate(MORPHOLOGY_CLASSES)}
+    values = np.full(len(entries), np.nan)
+    for i, entry in enumerate(entries):
+        if entry is None or (isinstance(entry, float | np.floating) and np.isnan(entry)):
+            continue
+        if isinstance(entry, str | np.str_):
+            if entry.lower() not in names:
+                raise ValueError(
+                    f"morphology label {entry!r} of object {i} is not one of {', '.join(MORPHOLOGY_CLASSES)}"
+                )
+            values[i] = names[entry.lower()]
+        else:
+            if float(entry) != int(entry) or not 0 <= int(entry) < n_classes:
+                raise ValueError(
+                    f"morphology label {entry!r} of object {i} is not a class index in 0-{n_classes - 1}"
+                )
+            values[i] = int(entry)
+    return values
+
+
+def _custom_labels(labels: Any) -> np.ndarray:
+    if isinstance(labels, u.Quantity):
+        labels = labels.value  # a custom head learns the numbers in the unit given
+    values = _as_float_labels(labels, "a custom head")
+    if np.isinf(values).any():
+        raise ValueError("labels contain inf; use NaN for a missing label")
+    return values
+
+
+def _labels_for(head: nn.Module, labels: Any) -> np.ndarray:
+    if labels is None:
+        raise ValueError("fine_tune needs labels: one per object (NaN = missing)")
+    kind = next((kind for cls, kind in _HEAD_LABELS.items() if isinstance(head, cls)), None)
+    if kind == "redshift":
+        return _redshift_labels(labels)
+    if kind == "log_mass":
+        return _log_mass_labels(labels)
+    if kind == "morphology":
+        return _morphology_labels(labels, head.net[-1].out_features)
+    return _custom_labels(labels)
+
+
+# -- heads ------------------------------------------------------------------------------------------
+
+
+def describe_head(head: nn.Module) -> dict[str, Any]:
+    """The ``ModelConfig.custom_heads`` spec that rebuilds ``head`` (weights apart).
+
+    Parameters
+    ----------
+    head : `~torch.nn.Module`
+        A `~jwst_embed.models.MLPHead`, `~jwst_embed.models.RedshiftHead`,
+        `~jwst_embed.models.MassHead` or `~jwst_embed.models.MorphologyHead`.
+
+    Returns
+    -------
+    spec : dict
+        ``{"kind": ..., **arguments}`` for `~jwst_embed.models.build_head`.
+
+    Raises
+    ------
+    TypeError
+        If the head is of another class (it could be trained but not saved with the model).
+
+    Examples
+    --------
+    >>> from jwst_embed.fine_tuning import describe_head
+    >>> from jwst_embed.models import MLPHead
+    >>> describe_head(MLPHead(16, out_dim=2, hidden=32, depth=1))
+    {'kind': 'mlp', 'out_dim': 2, 'hidden': 32, 'depth': 1, 'dropout': 0.0}
+    """
+    kind = {MLPHead: "mlp", RedshiftHead: "redshift", MassHead: "log_mass", MorphologyHead: "morphology"}.get(
+        type(head)
+    )
+    if kind is None:
+        raise TypeError(
+            f"a {type(head).__name__} head cannot be saved with the model; use one of "
+            f"{', '.join(HEAD_KINDS.values())} (from jwst_embed.models.heads)"
+        )
+    linears = [m for m in head.net if isinstance(m, nn.Linear)]
+    dropouts = [m.p for m in head.net if isinstance(m, nn.Dropout)]
+    depth = len(linears) - 1
+    shape = {
+        "hidden": linears[0].out_features if depth else 256,
+        "depth": depth,
+        "dropout": float(dropouts[0]) if dropouts else 0.0,
+    }
+    out_features = linears[-1].out_features
+    if kind == "mlp":
+        return {"kind": kind, "out_dim": out_features, **shape}
+    if kind == "redshift":
+        # Rounded so that the rebuilt float32 bin edges are the very same numbers.
+        z_max = round(math.expm1(float(head.log1pz_edges[-1])), 4)
+        return {"kind": kind, "n_bins": out_features, "z_max": z_max, "label_sigma": float(head.label_sigma), **shape}
+    if kind == "log_mass":
+        return {"kind": kind, **shape, "offset": float(head.offset)}
+    return {"kind": kind, "n_classes": out_features, **shape}
+
+
+def _resolve_head(model: nn.Module, task: Any) -> tuple[str, str, nn.Module, dict | None]:
+    """(task name, head name, head module, spec to record in the config or None)."""
+    latent_dim = model.config.latent_dim
+    heads = getattr(model, "heads", None)
+    if isinstance(task, str):
+        key = task.lower()
+        if key not in TASKS:
+            raise ValueError(
+                f"unknown task {task!r}; use one of {', '.join(TASKS)}, a head module with loss(output, target), "
+                "or (name, head)"
+            )
+        name = TASKS[key]
+        if heads is not None and name in heads:
+            return key, name, heads[name], None
+        # A model without prediction heads: add a fresh one, described in the config so it saves.
+        spec = {"kind": name}
+        from .models.multimodal import build_head
+
+        return key, name, build_head(spec, latent_dim), spec
+    if isinstance(task, nn.Module):
+        name, head = "custom", task
+    elif isinstance(task, Sequence) and len(task) == 2 and isinstance(task[0], str) and isinstance(task[1], nn.Module):
+        name, head = task
+    else:
+        raise TypeError(f"task must be a task name, an nn.Module head or a (name, head) pair, got {task!r}")
+    if not hasattr(head, "loss"):
+        raise TypeError(f"the {type(head).__name__} head has no loss(output, target) method")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"head name {name!r} must be an identifier (letters, digits, underscores)")
+    first = next((m for m in head.modules() if isinstance(m, nn.Linear)), None)
+    if first is not None and first.in_features != latent_dim:
+        raise ValueError(f"the head reads {first.in_features} features, but the embedding has {latent_dim}")
+    try:
+        spec = describe_head(head)
+    except TypeError:
+        spec = None  # trainable, but save_embedder will refuse it
+    return "custom", name, copy.deepcopy(head), spec
+
+
+# -- inputs -----------------------------------------------------------------------------------------
+
+_LOCATION = re.compile(r"^(images|spectra)\[('[^']*')\]\[(\d+)\]")
+
+
+def _make_batches(embedder, image_columns, spectrum_columns, rows: np.ndarray, batch_size: int, targets: np.ndarray):
+    """Preprocess the objects ``rows`` in chunks of ``batch_size`` into Batches (targets attached)."""
+    batches = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        try:
+            batch = make_batch(
+                images={band: [entries[i] for i in chunk] for band, entries in image_columns.items()} or None,
+                spectra={mode: [entries[i] for i in chunk] for mode, entries in spectrum_columns.items()} or None,
+                image_grid=embedder.image_grid,
+                spectral_grid=embedder.spectral_grid,
+            )
+        except (ValueError, TypeError, u.UnitsError) as err:
+            # Name the object by its index in the user's input, not in the chunk.
+            message, match = str(err), _LOCATION.match(str(err))
+            if match:
+                kind, name, index = match.groups()
+                message = f"{kind}[{name}][{int(chunk[int(index)])}]" + message[match.end() :]
+            raise type(err)(message) from err
+        batch.targets["label"] = torch.as_tensor(targets[chunk], dtype=torch.float32)
+        batches.append(batch)
+    return batches
+
+
+def _split_batches(batches: list, rows: np.ndarray, targets: np.ndarray, batch_size: int) -> list:
+    """Re-chunk Batches to the objects ``rows`` (indices over all batches, in order), labels attached."""
+    from .preprocessing import Batch
+
+    offsets = np.cumsum([0] + [len(batch) for batch in batches])
+    out = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        parts = []
+        for k, batch in enumerate(batches):
+            local = chunk[(chunk >= offsets[k]) & (chunk < offsets[k + 1])] - offsets[k]
+            if local.size:
+                parts.append(batch.index(torch.as_tensor(local, dtype=torch.long)))
+        merged = parts[0] if len(parts) == 1 else Batch.collate(parts)
+        merged.targets = {**merged.targets, "label": torch.as_tensor(targets[chunk], dtype=torch.float32)}
+        out.append(merged)
+    return out
+
+
+# -- fine-tuning ------------------------------------------------------------------------------------
+
+
+def fine_tune(
+    embedder: MultimodalEmbedder,
+    images: Mapping[str, Any] | None = None,
+    spectra: Any = None,
+    labels: Any = None,
+    task: str | nn.Module | tuple[str, nn.Module] = "redshift",
+    freeze_backbone: bool = True,
+    epochs: int = 30,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    backbone_lr: float | None = None,
+    weight_decay: float = 1e-4,
+    batches: Any = None,
+) -> MultimodalEmbedder:
+    """Fine-tune a copy of ``embedder``'s model on labelled objects; the original is untouched.
+
+    Parameters
+    ----------
+    embedder : `~jwst_embed.MultimodalEmbedder`
+        The pretrained embedder.
+    images, spectra :
+        The labelled objects, as for `~jwst_embed.MultimodalEmbedder.embed` (NIRCam
+        NDData cutouts keyed by band, NIRSpec Spectrum objects; ``None`` = absent).
+    labels : array-like or `~astropy.units.Quantity`
+        One label per object; NaN (or None for morphology) = missing, the object is
+        skipped. Redshift: dimensionless. Stellar mass: log10(M/Msun) as numbers or
+        in ``u.dex(u.Msun)``, or masses in ``u.Msun``. Morphology: names from
+        `~jwst_embed.models.heads.MORPHOLOGY_CLASSES` or integer indices. A custom
+        head: numbers ``(N,)`` or ``(N, out_dim)``.
+    task : str, `~torch.nn.Module` or (str, `~torch.nn.Module`)
+        ``"redshift"`` (trains ``model.heads["redshift"]``), ``"stellar_mass"``
+        (``"log_mass"``), ``"morphology"``, or a new head with
+        ``loss(output, target)`` reading the fused embedding, optionally named
+        (default name ``"custom"``), e.g. ``("size", MLPHead(latent_dim, 1))``.
+        A head from `jwst_embed.models.heads` is saved with the model.
+    freeze_backbone : bool
+        True: embed once and train only the head (fast). False: train the whole
+        model end to end, the backbone at ``backbone_lr``.
+    epochs : int
+        Passes over the labelled objects.
+    lr : float
+        Learning rate of the head.
+    batch_size : int
+        Objects per preprocessing chunk and per training step.
+    validation_fraction : float
+        Fraction (0 to <1) of the labelled objects held out, chosen at random with
+        ``seed``; their loss per epoch goes to the history.
+    seed : int
+        Seed of the split and the shuffling.
+    progress : bool
+        Progress bars over preprocessing and epochs.
+    backbone_lr : float, optional
+        Learning rate of the backbone end to end (default ``lr / 10``).
+    weight_decay : float
+        AdamW weight decay.
+    batches : `~jwst_embed.preprocessing.Batch` or list of them, optional
+        Already preprocessed objects, instead of ``images`` / ``spectra``
+        (``labels`` then has one entry per object over all batches, in order).
+
+    Returns
+    -------
+    `~jwst_embed.MultimodalEmbedder`
+        A new embedder on the same device with the fine-tuned model copy; its
+        ``fine_tune_history`` attribute is a `FineTuneHistory` (per-epoch losses).
+
+    Raises
+    ------
+    TypeError
+        ``embedder`` is not a `~jwst_embed.MultimodalEmbedder`; bad ``task`` or labels.
+    ValueError
+        No labels, a label count that differs from the number of objects, no
+        finite label, invalid labels (negative redshift, linear masses given as
+        numbers, unknown morphology class), bad ``epochs``, ``batch_size`` or
+        ``validation_fraction``, or a preprocessing error (naming the object).
+    astropy.units.UnitsError
+        Labels with a unit that does not fit the task.
+
+    Examples
+    --------
+    >>> from jwst_embed import MultimodalEmbedder
+    >>> from jwst_embed.fine_tuning import fine_tune, save_embedder
+    >>> embedder = MultimodalEmbedder.from_pretrained()  # doctest: +SKIP
+    >>> tuned = fine_tune(embedder, images={"F150W": cutouts}, spectra=spectra,
+    ...                   labels=z_spec, task="redshift")  # doctest: +SKIP
+    >>> tuned.fine_tune_history.train_loss[-1] < tuned.fine_tune_history.train_loss[0]  # doctest: +SKIP
+    True
+    >>> save_embedder(tuned, "my_model.pt")  # doctest: +SKIP
+    """
+    from .training.finetune import FineTuner
+
+    if not isinstance(embedder, MultimodalEmbedder):
+        raise TypeError(f"embedder must be a MultimodalEmbedder, got {type(embedder).__name__}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+
+    model = copy.deepcopy(embedder.model)  # the user's embedder keeps its weights
+    task_name, head_name, head, spec = _resolve_head(model, task)
+
+    if batches is not None:
+        if images is not None or spectra is not None:
+            raise ValueError("give either batches or images/spectra, not both")
+        batches = list(batches) if isinstance(batches, list | tuple) else [batches]
+        n_objects = sum(len(batch) for batch in batches)
+    else:
+        image_columns, spectrum_columns = input_columns(images, spectra)
+        n_objects = len(next(iter({**image_columns, **spectrum_columns}.values())))
+    targets = _labels_for(head, labels)
+    if targets.shape[0] != n_objects:
+        raise ValueError(f"labels has {targets.shape[0]} entries but there are {n_objects} objects")
+    labelled = np.flatnonzero(np.isfinite(targets.reshape(n_objects, -1)).all(axis=1))
+    if labelled.size == 0:
+        raise ValueError("no object has a label (all NaN)")
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(labelled)
+    n_validation = int(round(validation_fraction * len(order)))
+    if validation_fraction > 0 and not 0 < n_validation < len(order):
+        raise ValueError(
+            f"validation_fraction={validation_fraction} of {len(order)} labelled objects leaves no training "
+            "or no validation objects"
+        )
+    validation_rows, train_rows = np.sort(order[:n_validation]), np.sort(order[n_validation:])
+
+    if batches is not None:
+        make = lambda rows: _split_batches(batches, rows, targets, int(batch_size))  # noqa: E731
+    else:
+        make = lambda rows: _make_batches(  # noqa: E731
+            embedder, image_columns, spectrum_columns, rows, int(batch_size), targets
+        )
+    train_batches = make(train_rows)
+    validation = (make(validation_rows), "label") if n_validation else None
+
+    if spec is not None or head_name not in (model.heads or {}):
+        if model.heads is None:
+            model.heads = nn.ModuleDict()
+        model.heads[head_name] = head
+    if spec is not None:
+        model.config = dataclasses.replace(model.config, custom_heads={**model.config.custom_heads, head_name: spec})
+
+    tuner = FineTuner(model, head, freeze_backbone=freeze_backbone, device=embedder.device)
+    losses = tuner.fit(
+        train_batches,
+        "label",
+        epochs=int(epochs),
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=int(batch_size),
+        backbone_lr=backbone_lr,
+        seed=seed,
+        progress=progress,
+        validation=validation,
+    )
+    tuned = MultimodalEmbedder(model.eval(), device=embedder.device)
+    tuned.fine_tune_history = FineTuneHistory(
+        task=task_name,
+        head=head_name,
+        train_loss=list(losses),
+        validation_loss=list(tuner.validation_history),
+        n_train=len(train_rows),
+        n_validation=n_validation,
+        n_missing=n_objects - len(labelled),
+        freeze_backbone=bool(freeze_backbone),
+    )
+    return tuned
+
+
+def save_embedder(
+    embedder: MultimodalEmbedder, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write an embedder's model (with its fine-tuned heads) as a model file.
+
+    `~jwst_embed.MultimodalEmbedder.from_pretrained` loads it back with the same
+    predictions.
+
+    Parameters
+    ----------
+    embedder : `~jwst_embed.MultimodalEmbedder`
+        E.g. the result of `fine_tune`.
+    path : path-like
+        Output file (written atomically), e.g. ``"my_model.pt"``.
+    metadata : mapping, optional
+        Plain values to keep with the model; the fine-tuning history is added.
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+
+    Raises
+    ------
+    TypeError
+        If a head in ``model.heads`` is neither built in nor described in
+        ``config.custom_heads`` (a head class that cannot be rebuilt from data).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from jwst_embed import MultimodalEmbedder
+    >>> from jwst_embed.fine_tuning import save_embedder
+    >>> from jwst_embed.models import ModelConfig, MultimodalModel
+    >>> embedder = MultimodalEmbedder(MultimodalModel(ModelConfig.preset("tiny")), device="cpu")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = MultimodalEmbedder.from_pretrained(save_embedder(embedder, f"{tmp}/model.pt"), device="cpu")
+    >>> loaded.model.config == embedder.model.config
+    True
+    """
+    from .training.checkpoint import save_model
+
+    if not isinstance(embedder, MultimodalEmbedder):
+        raise TypeError(f"embedder must be a MultimodalEmbedder, got {type(embedder).__name__}")
+    model = embedder.model
+    # Only heads the config describes are rebuilt by load_model: refuse anything else now, not at load.
+    config = model.config
+    expected = dict.fromkeys(TASKS.values(), None) if config.prediction_heads else {}
+    expected.update({name: HEAD_KINDS[spec["kind"]] for name, spec in config.custom_heads.items()})
+    expected = {
+        name: kind or {"redshift": "RedshiftHead", "log_mass": "MassHead", "morphology": "MorphologyHead"}[name]
+        for name, kind in expected.items()
+    }
+    actual = {name: type(head).__name__ for name, head in (model.heads or {}).items()}
+    if expected != actual:
+        raise TypeError(
+            f"the model's heads {actual} are not those its config describes ({expected}); fine-tune with "
+            "heads from jwst_embed.models.heads so that they can be saved"
+        )
+    history = getattr(embedder, "fine_tune_history", None)
+    extra = {"fine_tune": history.to_dict()} if history is not None else {}
+    return save_model(path, model, {**extra, **dict(metadata or {})})
+
+
+# -- scikit-learn estimators ------------------------------------------------------------------------
+
+
+def _embeddings(embedder, X, batch_size: int) -> np.ndarray:
+    if isinstance(X, EmbeddingResult):
+        return X.fused
+    if isinstance(X, Mapping):
+        unknown = set(X) - {"images", "spectra"}
+        if unknown:
+            raise ValueError(f"X as a dict takes the keys 'images' and 'spectra', got {sorted(unknown)}")
+        if embedder is None:
+            raise ValueError("X holds images/spectra: give the estimator an embedder to embed them")
+        return embedder.embed(images=X.get("images"), spectra=X.get("spectra"), batch_size=batch_size).fused
+    values = np.asarray(X, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"X must be (N, D) embeddings or a dict of images/spectra, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("X contains NaN or inf embeddings")
+    return values
+
+
+class _EmbeddingEstimator(BaseEstimator):
+    def __init__(self, embedder: MultimodalEmbedder | None = None, estimator: Any = None, batch_size: int = 64):
+        self.embedder = embedder
+        self.estimator = estimator
+        self.batch_size = batch_size
+
+    def _default_estimator(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _fit(self, X, y):
+        features = _embeddings(self.embedder, X, self.batch_size)
+        if y is None:
+            raise ValueError("fit needs y, one label per object")
+        y = y.value if isinstance(y, u.Quantity) else y
+        y = np.asarray(y)
+        if y.shape[0] != features.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} entries but X has {features.shape[0]} objects")
+        keep = np.ones(len(y), bool)
+        if y.dtype.kind == "f":
+            keep = np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+        elif y.dtype.kind == "O":
+            keep = np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in y])
+        if not keep.any():
+            raise ValueError("no object has a label (all missing)")
+        estimator = self.estimator if self.estimator is not None else self._default_estimator()
+        self.estimator_ = clone(estimator).fit(features[keep], y[keep])
+        self.n_features_in_ = features.shape[1]
+        return self
+
+    def predict(self, X):
+        """Predict for embeddings or for images/spectra.
+
+        Parameters
+        ----------
+        X : array-like ``(N, D)``, `~jwst_embed.EmbeddingResult` or dict
+            Fused embeddings, or ``{"images": ..., "spectra": ...}`` to embed with ``embedder``.
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            One prediction per object.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(_embeddings(self.embedder, X, self.batch_size))
+
+
+class EmbeddingRegressor(RegressorMixin, _EmbeddingEstimator):
+    """A scikit-learn regressor on fused embeddings (redshift, log mass, any number).
+
+    Parameters
+    ----------
+    embedder : `~jwst_embed.MultimodalEmbedder`, optional
+        Embeds ``X`` when it is ``{"images": ..., "spectra": ...}``; not needed for arrays.
+    estimator : scikit-learn regressor, optional
+        Fitted on the embeddings (cloned); default ``StandardScaler`` + ``RidgeCV``.
+    batch_size : int
+        Objects embedded at a time.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_embed.fine_tuning import EmbeddingRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 8)); y = X @ np.arange(8.0)
+    >>> EmbeddingRegressor().fit(X, y).score(X, y) > 0.99
+    True
+    """
+
+    def _default_estimator(self):
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+
+    def fit(self, X, y):
+        """Fit on embeddings (or images/spectra, embedded first); NaN labels are skipped.
+
+        Parameters
+        ----------
+        X : array-like ``(N, D)``, `~jwst_embed.EmbeddingResult` or dict
+            Fused embeddings, or ``{"images": ..., "spectra": ...}``.
+        y : array-like or `~astropy.units.Quantity`
+            ``(N,)`` or ``(N, K)`` targets (a Quantity's value is used).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y)
+
+
+class EmbeddingClassifier(ClassifierMixin, _EmbeddingEstimator):
+    """A scikit-learn classifier on fused embeddings (morphology, any class label).
+
+    Parameters
+    ----------
+    embedder : `~jwst_embed.MultimodalEmbedder`, optional
+        Embeds ``X`` when it is ``{"images": ..., "spectra": ...}``; not needed for arrays.
+    estimator : scikit-learn classifier, optional
+        Fitted on the embeddings (cloned); default ``StandardScaler`` + ``LogisticRegression``.
+    batch_size : int
+        Objects embedded at a time.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator.
+    classes_ : `~numpy.ndarray`
+        The class labels seen in `fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_embed.fine_tuning import EmbeddingClassifier
+    >>> X = np.r_[np.zeros((20, 4)), np.ones((20, 4))]; y = ["disk"] * 20 + ["merger"] * 20
+    >>> EmbeddingClassifier().fit(X, y).predict(X[[0, -1]]).tolist()
+    ['disk', 'merger']
+    """
+
+    def _default_estimator(self):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+    def fit(self, X, y):
+        """Fit on embeddings (or images/spectra, embedded first); None / NaN labels are skipped.
+
+        Parameters
+        ----------
+        X : array-like ``(N, D)``, `~jwst_embed.EmbeddingResult` or dict
+            Fused embeddings, or ``{"images": ..., "spectra": ...}``.
+        y : array-like
+            ``(N,)`` class labels (names or integers).
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like ``(N, D)``, `~jwst_embed.EmbeddingResult` or dict
+            As for `predict`.
+
+        Returns
+        -------
+        `~numpy.ndarray`
+            ``(N, n_classes)``.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(_embeddings(self.embedder, X, self.batch_size))

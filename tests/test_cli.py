@@ -1,0 +1,105 @@
+"""Tests of the ``jwst-embed`` subcommands embed, predict and demo (on a tiny saved model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from astropy.table import Table
+from conftest import JADES_HLSP
+
+from jwst_embed.cli import main, read_files
+from jwst_embed.embedder import MultimodalEmbedder
+from jwst_embed.io import read_cutouts, read_spectrum
+from jwst_embed.models import ModelConfig, MultimodalModel
+from jwst_embed.training.checkpoint import save_model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("cli") / "model.pt", MultimodalModel(ModelConfig.preset("tiny")), {})
+
+
+@pytest.fixture(scope="module")
+def hlsp(real_dir):
+    return str(real_dir / JADES_HLSP[0])
+
+
+def test_embed_writes_a_table_matching_the_python_api(tmp_path, model_path, hlsp, real_dir, capsys):
+    other = str(real_dir / "ceers-1345_933.spec.fits")  # spectrum only
+    output = tmp_path / "emb.fits"
+    assert main(["embed", hlsp, other, "-o", str(output), "--model", str(model_path), "--device", "cpu"]) == 0
+    assert "wrote 2 embeddings" in capsys.readouterr().out
+    table = Table.read(output)
+    assert list(table["file"]) == [JADES_HLSP[0], "ceers-1345_933.spec.fits"]
+    assert table["fused"].shape == (2, 64) and np.isfinite(table["fused"]).all()
+    assert list(table["present_PRISM"]) == [True, True]
+    assert list(table["present_F150W"]) == [True, False]
+    # Same numbers as the Python API on the same objects.
+    embedder = MultimodalEmbedder.from_pretrained(model_path, device="cpu")
+    cutouts = read_cutouts(hlsp)
+    expected = embedder.embed(
+        images={band: [image, None] for band, image in cutouts.items()},
+        spectra=[read_spectrum(hlsp), read_spectrum(other)],
+    )
+    np.testing.assert_allclose(table["fused"], expected.fused, rtol=1e-5, atol=1e-6)
+    # An existing output is kept unless --overwrite is given.
+    with pytest.raises(SystemExit, match="--overwrite"):
+        main(["embed", hlsp, "-o", str(output), "--model", str(model_path)])
+
+
+def test_embed_bands_selection(tmp_path, model_path, hlsp):
+    output = tmp_path / "emb.ecsv"
+    main(["embed", hlsp, "-o", str(output), "--model", str(model_path), "--device", "cpu", "--bands", "F150W"])
+    table = Table.read(output)
+    assert [name for name in table.colnames if name.startswith("present_")] == ["present_F150W", "present_PRISM"]
+    images, spectra = read_files([hlsp], bands=())
+    assert images == {} and len(spectra) == 1
+    with pytest.raises(SystemExit, match="F999W"):
+        main(["embed", hlsp, "-o", str(tmp_path / "x.fits"), "--model", str(model_path), "--bands", "F999W"])
+
+
+def test_predict_prints_and_writes(tmp_path, model_path, hlsp, capsys):
+    output = tmp_path / "pred.ecsv"
+    assert main(["predict", hlsp, "--model", str(model_path), "--device", "cpu", "-o", str(output)]) == 0
+    printed = capsys.readouterr().out
+    for column in ("file", "z", "z_lo", "z_hi", "log_mass", "morphology"):
+        assert column in printed
+    assert JADES_HLSP[0] in printed
+    table = Table.read(output)
+    assert table.colnames[:6] == ["file", "z", "z_lo", "z_hi", "log_mass", "log_mass_err"]
+    assert table["z_lo"][0] <= table["z"][0] <= table["z_hi"][0]
+    assert np.isfinite(table["log_mass"]).all()
+
+
+def test_clear_errors(tmp_path, model_path, hlsp):
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["predict", str(tmp_path / "missing.fits"), "--model", str(model_path)])
+    with pytest.raises(SystemExit, match="cannot load model 'no-such-model'.*--model PATH"):
+        main(["predict", hlsp, "--model", "no-such-model"])
+    no_heads = save_model(
+        tmp_path / "noheads.pt", MultimodalModel(ModelConfig.preset("tiny", prediction_heads=False)), {}
+    )
+    with pytest.raises(SystemExit, match="no prediction heads"):
+        main(["predict", hlsp, "--model", str(no_heads), "--device", "cpu"])
+    not_fits = tmp_path / "notes.fits"
+    not_fits.write_text("not a FITS file")
+    with pytest.raises(SystemExit, match="no usable spectrum or image"):
+        main(["predict", str(not_fits), "--model", str(model_path)])
+
+
+def test_demo_writes_a_figure(tmp_path, model_path, real_dir, capsys):
+    pytest.importorskip("h5py")
+    figure = tmp_path / "demo.png"
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / JADES_HLSP[0]).symlink_to(real_dir / JADES_HLSP[0])
+    assert main(["demo", "--model", str(model_path), "-n", "3", "-o", str(figure), "--real", str(real)]) == 0
+    printed = capsys.readouterr().out
+    for column in ("z_true", "z_pred", "logM_true", "logM_pred", "morph_true", "morph_pred"):
+        assert column in printed
+    assert "seed 20261126" in printed and JADES_HLSP[0] in printed
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="positive"):
+        main(["demo", "--model", str(model_path), "-n", "0"])

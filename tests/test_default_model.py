@@ -1,0 +1,76 @@
+"""Tests of the shipped default model: it loads offline, verifies, and behaves like a physical model.
+
+These use the real weights in ``jwst_embed/data`` (no download), on CPU, and the real JADES
+files in ../shared/real as a smoke test (not an accuracy benchmark).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.nddata import NDData, StdDevUncertainty
+from conftest import JADES_HLSP
+from specutils import Spectrum
+
+from jwst_embed import MultimodalEmbedder, predict_redshift, predict_stellar_mass
+from jwst_embed.io import read_cutouts, read_spectrum
+from jwst_embed.weights import REGISTRY, fetch_weights, sha256_of
+
+BANDS = ("F090W", "F150W", "F277W", "F444W")
+
+
+@pytest.fixture(scope="module")
+def default():
+    return MultimodalEmbedder.from_pretrained("default", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def jades(real_dir):
+    paths = [real_dir / name for name in JADES_HLSP]
+    return [read_spectrum(path) for path in paths], [read_cutouts(path) for path in paths]
+
+
+def test_default_model_ships_and_matches_its_hash(tmp_path, monkeypatch):
+    # An empty cache and no server: the shipped copy is used, and it is the registered file.
+    monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
+    path = fetch_weights("default")
+    assert sha256_of(path) == REGISTRY["default"].sha256
+    assert not any(tmp_path.iterdir())  # nothing was downloaded
+
+
+def test_default_model_has_heads(default):
+    assert set(default.model.heads) >= {"redshift", "log_mass", "morphology"}
+
+
+@pytest.mark.parametrize("bands", [("F150W",), BANDS], ids=["prism+f150w", "prism+4bands"])
+def test_default_model_on_jades_files(default, jades, bands):
+    spectra, cutouts = jades
+    images = {band: [c[band] for c in cutouts] for band in bands}
+    result = default.embed(images=images, spectra=spectra)
+    assert np.isfinite(result.fused).all() and result.fused.shape == (2, default.latent_dim)
+    table = predict_redshift(images=images, spectra=spectra, embedder=default)
+    assert {"z", "z_lo", "z_hi", "pz"} <= set(table.colnames)
+    assert np.isfinite(np.asarray(table["pz"])).all()
+    assert (table["z_lo"] <= table["z"]).all() and (table["z"] <= table["z_hi"]).all()
+
+
+def test_default_model_brighter_galaxy_is_more_massive(default, jades):
+    """The same galaxy 10 times brighter (ivar / 100) must get a higher stellar mass."""
+    (spectrum, _), (cutouts, _) = jades
+    factor = 10.0
+    bright_spectrum = Spectrum(
+        flux=spectrum.flux * factor,
+        spectral_axis=spectrum.spectral_axis,
+        uncertainty=StdDevUncertainty(spectrum.uncertainty.array * factor),
+        mask=spectrum.mask,
+        meta=dict(spectrum.meta),
+    )
+    image = cutouts["F150W"]
+    bright_image = NDData(image.data * factor, unit=image.unit, wcs=image.wcs, mask=image.mask, meta=dict(image.meta))
+    table = predict_stellar_mass(
+        images={"F150W": [image, bright_image]}, spectra=[spectrum, bright_spectrum], embedder=default
+    )
+    faint, bright = np.asarray(table["log_mass"])
+    # At fixed redshift, 10 times the flux is 10 times the luminosity: +1 dex for a fixed M/L.
+    assert bright - faint > 0.3

@@ -47,6 +47,13 @@ class Band:
         ``"SW"`` (short wave, 0.6-2.3 um) or ``"LW"`` (long wave, 2.4-5 um).
     width_class : str
         ``"wide"``, ``"medium"`` or ``"double-wide"`` (F150W2, F322W2).
+
+    Examples
+    --------
+    >>> from jwst_embed import NIRCAM_BANDS
+    >>> band = NIRCAM_BANDS["F444W"]
+    >>> band.name, band.channel, band.width_class
+    ('F444W', 'LW', 'wide')
     """
 
     name: str
@@ -69,6 +76,13 @@ class SpectralMode:
         Mode name, e.g. ``"PRISM"`` (PRISM/CLEAR).
     wavelength_min, wavelength_max : `~astropy.units.Quantity`
         Nominal wavelength coverage of the mode.
+
+    Examples
+    --------
+    >>> from jwst_embed import SPECTRAL_MODES
+    >>> mode = SPECTRAL_MODES["PRISM"]
+    >>> print(mode.name, mode.wavelength_min, mode.wavelength_max)
+    PRISM 0.6 um 5.3 um
     """
 
     name: str

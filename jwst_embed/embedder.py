@@ -54,6 +54,15 @@ class EmbeddingResult:
     ------
     ValueError
         If the shapes disagree.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from jwst_embed import EmbeddingResult
+    >>> result = EmbeddingResult(fused=np.eye(2, 4), modalities={"F150W": np.eye(2, 4)},
+    ...                          present=[[True], [False]], modality_names=("F150W",))
+    >>> len(result), result.present[:, 0].tolist()
+    (2, [True, False])
     """
 
     fused: np.ndarray

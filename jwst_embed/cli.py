@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed(subparsers)
     _add_predict(subparsers)
     _add_demo(subparsers)
+    _add_evaluate(subparsers)
     return parser
 
 
@@ -320,7 +321,7 @@ def _add_predict(subparsers) -> None:
     predict = subparsers.add_parser(
         "predict",
         help="predict redshift, stellar mass and morphology for the objects in FITS files",
-        description="Predict z (with 16-84%% interval), log stellar mass and morphology per FITS file.",
+        description="Predict z (with 16th-84th percentile interval), log stellar mass and morphology per FITS file.",
     )
     predict.add_argument("files", nargs="+", help="FITS files (JADES HLSP, msaexp, JADES 1D, pipeline x1d)")
     predict.add_argument("-o", "--output", default=None, help="also write the table (.ecsv or .fits)")
@@ -406,6 +407,86 @@ def _run_demo(args) -> int:
             raise SystemExit(f"jwst-embed demo: no .fits files in {args.real}")
         print(f"\nreal files in {args.real}:")
         _print_table(_predict_files(embedder, files), _PREDICTION_FORMATS)
+    return 0
+
+
+def _add_evaluate(subparsers) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score the model's predictions against your labels (sigma_NMAD, mass scatter, F1)",
+        description=(
+            "Read a labelled table (.ecsv, .fits, .csv) with a 'file' column (one FITS file per object, "
+            "relative to the table's folder or absolute) and any of z/redshift, log_mass, morphology; "
+            "predict with the model and print the metrics of jwst_embed.evaluation."
+        ),
+    )
+    evaluate.add_argument("table", help="labelled table with a 'file' column")
+    evaluate.add_argument("-o", "--output", default=None, help="also write the metrics as JSON")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--bands", nargs="+", default=None, help="bands to use ('none': spectra only)")
+    evaluate.add_argument("--no-spectra", action="store_true", help="use the images only")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    evaluate.set_defaults(handler=_run_evaluate)
+
+
+def _read_labels(path):
+    from pathlib import Path
+
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"jwst-embed evaluate: no such table: {path}")
+    try:
+        table = Table.read(path, format="ascii.csv") if path.suffix.lower() == ".csv" else Table.read(path)
+    except Exception as error:  # astropy raises many types for unreadable tables
+        raise SystemExit(f"jwst-embed evaluate: cannot read {path}: {error}") from None
+    if "file" not in table.colnames:
+        raise SystemExit(f"jwst-embed evaluate: {path} has no 'file' column (columns: {table.colnames})")
+    if not {"z", "redshift", "log_mass", "morphology"} & set(table.colnames):
+        raise SystemExit(
+            f"jwst-embed evaluate: {path} has none of the label columns z, redshift, log_mass, morphology"
+        )
+    files = []
+    for name in table["file"]:
+        candidate = Path(str(name))
+        # Relative paths are relative to the table, so a table and its files can move together.
+        files.append(candidate if candidate.is_absolute() or candidate.is_file() else path.parent / candidate)
+    return table, files
+
+
+def _run_evaluate(args) -> int:
+    import json
+
+    from .evaluation import evaluate
+
+    _check_output(args.output, args.overwrite, "evaluate")
+    labels, files = _read_labels(args.table)
+    embedder = _load_embedder(args.model, args.device, "evaluate")
+    images, spectrum_list = read_files(files, _parse_bands(args.bands), spectra=not args.no_spectra)
+    try:
+        metrics = evaluate(embedder, images=images or None, spectra=spectrum_list, labels=labels)
+    except ValueError as error:
+        raise SystemExit(f"jwst-embed evaluate: {error}") from None
+    print(f"{metrics['n_objects']} objects, model {args.model}")
+    if "redshift" in metrics:
+        m = metrics["redshift"]
+        print(
+            f"redshift   n={m['n']:<5d} sigma_NMAD={m['sigma_nmad']:.4f} outliers={m['outlier_frac']:.3f} "
+            f"bias={m['bias']:+.4f} 68% coverage={m['coverage_68']:.2f} PIT mean={m['pit_mean']:.2f}"
+        )
+    if "log_mass" in metrics:
+        m = metrics["log_mass"]
+        print(f"log_mass   n={m['n']:<5d} std={m['std']:.3f} dex NMAD={m['nmad']:.3f} dex bias={m['bias']:+.3f}")
+    if "morphology" in metrics:
+        m = metrics["morphology"]
+        per_class = ", ".join(f"{name} {value:.2f}" for name, value in m["f1_per_class"].items())
+        print(f"morphology n={m['n']:<5d} macro F1={m['f1_macro']:.3f} accuracy={m['accuracy']:.3f} ({per_class})")
+    if args.output:
+        metrics = {"model": str(args.model), "table": str(args.table), **metrics}
+        with open(args.output, "w") as handle:
+            json.dump(metrics, handle, indent=1)
+        print(f"wrote {args.output}")
     return 0
 
 

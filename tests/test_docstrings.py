@@ -23,6 +23,7 @@ MODULES = [
     "jwst_embed.cli",
     "jwst_embed.demo",
     "jwst_embed.fine_tuning",
+    "jwst_embed.evaluation",
 ]
 
 

@@ -132,13 +132,26 @@ def _make_band(name: str, pivot_um: float, width_class: str) -> Band:
     )
 
 
-#: Every NIRCam wide, medium and double-wide filter, ordered by pivot wavelength.
+#: Every NIRCam wide, medium and double-wide filter, ordered by pivot wavelength: a dict
+#: from filter name to `Band`.
+#:
+#: >>> from jwst_embed import NIRCAM_BANDS
+#: >>> list(NIRCAM_BANDS)[:3]
+#: ['F070W', 'F090W', 'F115W']
+#: >>> NIRCAM_BANDS["F444W"].pivot_wavelength
+#: <Quantity 4.421 um>
 NIRCAM_BANDS: dict[str, Band] = {
     name: _make_band(name, pivot, kind)
     for name, (pivot, kind) in sorted(_NIRCAM_PIVOTS.items(), key=lambda item: item[1][0])
 }
 
-#: NIRSpec spectral modes (PRISM/CLEAR for now; gratings later).
+#: NIRSpec spectral modes (PRISM/CLEAR for now; gratings later): a dict from mode name to
+#: `SpectralMode`.
+#:
+#: >>> from jwst_embed import SPECTRAL_MODES
+#: >>> mode = SPECTRAL_MODES["PRISM"]
+#: >>> mode.wavelength_min, mode.wavelength_max
+#: (<Quantity 0.6 um>, <Quantity 5.3 um>)
 SPECTRAL_MODES: dict[str, SpectralMode] = {
     "PRISM": SpectralMode("PRISM", 0.6 * u.um, 5.3 * u.um),
 }

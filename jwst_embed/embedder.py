@@ -170,9 +170,13 @@ class MultimodalEmbedder:
     >>> embedder = MultimodalEmbedder(MultimodalModel(ModelConfig.preset("tiny")), device="cpu")
     >>> embedder.device, embedder.latent_dim
     (device(type='cpu'), 64)
-    >>> from jwst_embed.io import read_spectrum
-    >>> result = embedder.embed(spectra=read_spectrum("spectrum.fits"))  # doctest: +SKIP
-    >>> result.fused.shape  # doctest: +SKIP
+    >>> import numpy as np
+    >>> import astropy.units as u
+    >>> from specutils import Spectrum
+    >>> wavelength = np.linspace(0.6, 5.3, 400) * u.um
+    >>> flux = (0.2 + np.random.default_rng(0).normal(0.0, 0.01, 400)) * u.uJy
+    >>> result = embedder.embed(spectra=Spectrum(flux=flux, spectral_axis=wavelength))
+    >>> result.fused.shape  # untrained weights: a (1, 64) unit vector, not yet a useful one
     (1, 64)
     """
 
@@ -221,7 +225,9 @@ class MultimodalEmbedder:
         Examples
         --------
         >>> from jwst_embed.embedder import MultimodalEmbedder
-        >>> embedder = MultimodalEmbedder.from_pretrained("model.pt", device="cpu")  # doctest: +SKIP
+        >>> embedder = MultimodalEmbedder.from_pretrained("default", device="cpu")  # shipped: no download
+        >>> embedder.latent_dim, sorted(embedder.model.heads)
+        (256, ['log_mass', 'morphology', 'redshift'])
         """
         from .training.checkpoint import load_model
         from .weights import fetch_weights
@@ -281,12 +287,21 @@ class MultimodalEmbedder:
         Examples
         --------
         >>> from jwst_embed.embedder import MultimodalEmbedder
-        >>> from jwst_embed.io import read_cutouts, read_spectrum
-        >>> embedder = MultimodalEmbedder.from_pretrained("model.pt")  # doctest: +SKIP
-        >>> cutouts = read_cutouts("hlsp_jades.fits")  # doctest: +SKIP
-        >>> result = embedder.embed(images={"F150W": cutouts["F150W"]},
-        ...                         spectra=read_spectrum("hlsp_jades.fits"))  # doctest: +SKIP
-        >>> result.fused.shape, result.modality_names  # doctest: +SKIP
+        >>> import numpy as np
+        >>> import astropy.units as u
+        >>> from astropy.nddata import NDData, StdDevUncertainty
+        >>> from specutils import Spectrum
+        >>> rng = np.random.default_rng(0)
+        >>> pixels = rng.normal(0.0, 0.5, (64, 64))  # sky noise, nJy per 0.04" pixel
+        >>> pixels[28:36, 28:36] += 5.0  # a compact galaxy
+        >>> cutout = NDData(pixels, unit=u.nJy, uncertainty=StdDevUncertainty(np.full((64, 64), 0.5)),
+        ...                 meta={"pixel_scale": 0.04})
+        >>> wavelength = np.linspace(0.6, 5.3, 400) * u.um
+        >>> spectrum = Spectrum(flux=(0.2 + rng.normal(0.0, 0.01, 400)) * u.uJy, spectral_axis=wavelength,
+        ...                     uncertainty=StdDevUncertainty(np.full(400, 0.01)))
+        >>> embedder = MultimodalEmbedder.from_pretrained(device="cpu")
+        >>> result = embedder.embed(images={"F150W": cutout}, spectra=spectrum)
+        >>> result.fused.shape, result.modality_names
         ((1, 256), ('F150W', 'PRISM'))
         """
         modality_names, n_objects, chunks = self._chunked_outputs(

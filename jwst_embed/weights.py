@@ -63,12 +63,14 @@ class WeightsFile:
 
 
 #: Registered weights, by model name. "default": the ``small`` model (7.3 M parameters, float16
-#: file) pretrained on one H100 with ``benchmarks/gpu_session.sh`` (model card: docs/model_card.rst).
+#: file) pretrained on one H100 with ``benchmarks/gpu_session.sh``, its heads and decoder then
+#: refit on frozen embeddings with ``benchmarks/refit_heads.py`` (model card:
+#: docs/model_card.rst).
 REGISTRY: dict[str, WeightsFile] = {
     "default": WeightsFile(
         name="default",
-        filename="jwst_embed-default-v1.pt",
-        sha256="15f77d3d12ff93574798ceaf95eaa3ad2aa982d65235f2139a36910f71f64f74",
+        filename="jwst_embed-default-v2.pt",
+        sha256="2761af36349b4a9a7b568d318cc14abac4ce596095d01010d4194d36576bf363",
         shipped=True,
     ),
 }

@@ -265,6 +265,15 @@ def _ok(shape=(10, 10), **kwargs):
             ValueError,
             "zero scatter",
         ),
+        (  # a noiseless model galaxy: its exponential wings are not a noise estimate
+            NDData(
+                40 * np.exp(-((np.indices((64, 64)) - 32.0) ** 2).sum(axis=0) / 18.0),
+                unit=u.nJy,
+                meta={"pixel_scale": 0.04},
+            ),
+            ValueError,
+            "zero scatter",
+        ),
         (_ok(uncertainty=StdDevUncertainty(np.ones((3, 3)))), ValueError, "uncertainty has shape"),
     ],
 )

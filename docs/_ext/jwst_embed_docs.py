@@ -3,6 +3,9 @@
 ``.. validation-metrics:: PATH``
     A table of the last validation row of a pretraining ``metrics.csv`` (paths relative to the
     documentation source folder), so that the model card quotes the file, not a copy of it.
+``.. head-refit-metrics:: PATH``
+    Validation metrics before and after the refit of the heads and the spectrum decoder, per input
+    set, from the JSON written by ``benchmarks/refit_heads.py``.
 ``.. optional-results:: PATH``
     The reStructuredText file at PATH (e.g. ``benchmarks/results/seed_table.rst``) followed by the
     figures matching ``:figures:`` (a glob beside it); if the file is missing, a note saying that
@@ -75,6 +78,47 @@ class ValidationMetrics(_ParsedDirective):
         return self._parse(lines)
 
 
+# Columns of the head-refit table: (key in the JSON, header, format).
+REFIT_COLUMNS = (
+    ("z_sigma_nmad", "z sigma_NMAD", "{:.3f}"),
+    ("z_outlier_frac", "z outliers", "{:.3f}"),
+    ("z_coverage_68", "68% coverage", "{:.2f}"),
+    ("logm_sigma", "log M scatter (dex)", "{:.3f}"),
+    ("morph_f1_macro", "morphology F1", "{:.3f}"),
+)
+
+
+class HeadRefitMetrics(_ParsedDirective):
+    required_arguments = 1
+
+    def run(self):
+        import json
+
+        path = self._path(self.arguments[0])
+        self.env.note_dependency(str(path))
+        result = json.loads(path.read_text())
+        lines = [
+            ".. list-table::",
+            "   :header-rows: 1",
+            "",
+            "   * - input set (validation objects)",
+            *[f"     - {header}" for _, header, _ in REFIT_COLUMNS],
+        ]
+        decoder_before, decoder_after = result.get("decoder_before", {}), result.get("decoder_after", {})
+        if decoder_after:
+            lines += ["     - spectrum R^2 (mean)", "     - spectrum R^2 (median)"]
+        for name, before in result["before"].items():
+            after = result["after"][name]
+            lines.append(f"   * - {name} ({after['n']:,})")
+            for key, _, fmt in REFIT_COLUMNS:
+                lines.append(f"     - {fmt.format(before[key])} -> **{fmt.format(after[key])}**")
+            if decoder_after:
+                for key in ("spec_r2", "spec_r2_median"):
+                    old, new = decoder_before[name][key], decoder_after[name][key]
+                    lines.append(f"     - {old:.2f} -> **{new:.2f}**")
+        return self._parse(lines)
+
+
 class OptionalResults(_ParsedDirective):
     required_arguments = 1
     option_spec = {"figures": directives.unchanged, "missing": directives.unchanged}
@@ -130,5 +174,6 @@ def setup(app):
     app.connect("autodoc-process-docstring", _plain_sklearn_routing_docstrings)
     app.add_directive("validation-metrics", ValidationMetrics)
     app.add_directive("optional-results", OptionalResults)
+    app.add_directive("head-refit-metrics", HeadRefitMetrics)
     app.add_directive("real-data-plot", RealDataPlot)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

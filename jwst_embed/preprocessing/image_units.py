@@ -260,7 +260,9 @@ def image_to_njy(nddata: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, u.Qua
                 "the noise; pass uncertainty=StdDevUncertainty(...)"
             )
         sigma = _robust_sigma(good)
-        if not np.isfinite(sigma) or sigma <= 0:
+        # A noise a million times below the peak is no noise (a model image, or exponential
+        # wings mistaken for sky); its inverse variance would overflow float32 downstream.
+        if not np.isfinite(sigma) or sigma <= 1e-6 * np.max(np.abs(good)):
             raise ValueError(
                 "image has no uncertainty and its background has zero scatter (noiseless image?); "
                 "pass uncertainty=StdDevUncertainty(...)"

@@ -13,7 +13,7 @@ training, which drew its batches from ``batch_generator(0, k)``): ``--n-test`` o
 3. baselines on the same objects: template fit of the PRISM spectra (a random subset), pixel kNN
    on F150W + PRISM pixels trained on the labelled pool, and "labels only vs pretrained" at 1,000
    and 10,000 labels (same architecture from scratch for a fixed CPU time; pretrained backbone
-   frozen with re-initialised heads; pretrained end to end for the same time);
+   frozen with re-initialised heads; then pretrained end to end, starting from those heads);
 4. throughput: CPU objects/s (prepared arrays and astropy objects) measured here, and the H100
    numbers recorded in ``benchmarks/results/pretrain_h100_default``.
 
@@ -534,7 +534,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--n-train", type=int, default=10_000, help="labelled pool (kNN, labels-only runs)")
     parser.add_argument("--n-template", type=int, default=1_000, help="test objects for the template fit / subset runs")
     parser.add_argument("--label-sizes", default="1000,10000")
-    parser.add_argument("--scratch-seconds", type=float, default=120.0)
+    parser.add_argument("--scratch-seconds", type=float, default=300.0)
     parser.add_argument("--n-eval-trained", type=int, default=1_000,
                         help="test objects (from the template-fit subset) the networks trained here are scored on")
     parser.add_argument("--rst-from", default=None, metavar="JSON",
@@ -657,8 +657,10 @@ def main(argv=None) -> dict:
     with stages("frozen pretrained backbone, new heads"):
         pool_fused = fused_of(model, pool_ref, args.batch_size)
         test_fused = torch.from_numpy(predictions[REFERENCE_SET]["fused"])
+        frozen_heads = {}
         for n_labels in label_sizes:
             heads = _reinit(copy.deepcopy(model.heads))
+            frozen_heads[n_labels] = heads
             info = train_frozen_heads(heads, pool_fused[:n_labels], {k: v[:n_labels] for k, v in pool_targets.items()},
                                       args.frozen_steps)  # fmt: skip
             run = point_metrics(**head_predictions(heads, test_fused), labels=labels)
@@ -673,8 +675,10 @@ def main(argv=None) -> dict:
             del scratch
         if args.e2e_seconds > 0:
             with stages(f"pretrained end to end, {n_labels} labels"):
+                # Linear probe, then fine-tune (LP-FT): start from the heads trained on the frozen
+                # backbone above, so that the first steps of random heads do not disturb the backbone.
                 tuned = copy.deepcopy(model)
-                _reinit(tuned.heads)
+                tuned.heads.load_state_dict(frozen_heads[n_labels].state_dict())
                 info = train_end_to_end(tuned, pool_ref, n_labels, args.e2e_seconds, lr=3e-5, head_lr=1e-3)
                 run = point_metrics(**head_predictions(tuned.heads, fused_of(tuned, test_subset)), labels=labels, rows=eval_rows)
                 labels_runs[f"pretrained_end_to_end_{n_labels}"] = {**run, "training": info}

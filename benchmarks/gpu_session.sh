@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU session (run through the device tool, or by hand on any CUDA machine):
 #  1. mock-survey throughput on the GPU (benchmarks/simulation.py),
-#  2. pretraining of the default model with on-device simulation (configs/pretrain_gpu_h100.toml),
+#  2. pretraining of the default model with on-device simulation (configs/pretrain_gpu_h100.toml, or
+#     CONFIG=configs/continue_gpu_h100.toml to continue from the shipped model),
 #  3. the model converted to float16 for shipping (halves its size; inference runs in float32).
 # Expects: wheels for packages the GPU image lacks in .whl/ (astropy, pyerfa, astropy-iers-data,
 # pooch, platformdirs), the extracted stellar-population library under .carry/cache/sps/, and
@@ -29,7 +30,7 @@ fi
 echo "== pretraining"
 RUN=/tmp/jwst_embed_pretrain
 [ -n "${RESUME:-}" ] || rm -rf "$RUN"
-timeout $(( ${TRAIN_SECONDS:-420} + 150 )) python3 -m jwst_embed.cli train --config configs/pretrain_gpu_h100.toml \
+timeout $(( ${TRAIN_SECONDS:-420} + 150 )) python3 -m jwst_embed.cli train --config "${CONFIG:-configs/pretrain_gpu_h100.toml}" \
     --device "$DEVICE" --out "$RUN" --max-time "${TRAIN_SECONDS:-420}" ${TRAIN_ARGS:-} --no-progress 2>&1 | tee "$OUT/train.log" | tail -40
 cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
 

@@ -123,6 +123,10 @@ def _add_train(subparsers) -> None:
     )
     train.add_argument("--config", default=None, help="TOML file of TrainConfig fields (every field optional)")
     train.add_argument("--data", default=None, help="prepared mock HDF5 file (jwst-embed simulate) instead of the on-the-fly survey")
+    train.add_argument(
+        "--init-from", default=None, metavar="MODEL",
+        help="start from the weights of this model file (continued pretraining: new optimiser and schedule)",
+    )
     train.add_argument("--out", default=None, help="output folder: metrics.csv, latest.pt, model.pt (default runs/pretrain)")
     train.add_argument("--max-steps", type=int, default=None, help="total optimiser steps")
     train.add_argument("--max-time", type=float, default=None, help="stop after this many seconds of training")
@@ -153,7 +157,7 @@ def _run_train(args) -> int:
     overrides = {
         name: value
         for name, value in (
-            ("data", args.data), ("out_dir", args.out), ("max_steps", args.max_steps), ("max_time_s", args.max_time), ("preset", args.preset),
+            ("data", args.data), ("init_from", args.init_from), ("out_dir", args.out), ("max_steps", args.max_steps), ("max_time_s", args.max_time), ("preset", args.preset),
             ("device", args.device), ("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
             ("precision", args.precision), ("compile", args.compile), ("synthetic", args.synthetic),
         )  # fmt: skip

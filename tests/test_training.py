@@ -241,3 +241,40 @@ def test_cli_train_writes_model(tmp_path, capsys):
         bad = tmp_path / "bad.toml"
         bad.write_text("learning_rate = 1.0\n")
         main(["train", "--config", str(bad)])
+    # --init-from: a continued run starts from the finished run's weights; a missing file is a clear error.
+    assert main(["train", "--max-steps", "1", "--preset", "tiny", "--out", str(tmp_path / "more"), "--synthetic",
+                 "--batch-size", "4", "--device", "cpu", "--no-progress", "--init-from", str(out / "model.pt")]) == 0  # fmt: skip
+    with pytest.raises(SystemExit, match="init_from: model file"):
+        main(["train", "--preset", "tiny", "--synthetic", "--init-from", str(tmp_path / "missing.pt")])
+
+
+def test_committed_training_configs_parse():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.toml")):
+        config = TrainConfig.from_toml(path)
+        assert config.preset in ("tiny", "small", "base"), path
+
+
+def test_init_from_starts_from_a_model_file(tmp_path):
+    """``init_from`` copies a model file's weights (continued pretraining) and checks its size."""
+    source = _trainer(tmp_path / "first", max_steps=3)
+    source.train()
+    first = load_model(tmp_path / "first" / "model.pt").state_dict()
+    continued = _trainer(tmp_path / "second", max_steps=2, init_from=str(tmp_path / "first" / "model.pt"), seed=1)
+    assert continued.step == 0  # a new run, not a resume
+    for name, value in continued.model.state_dict().items():
+        torch.testing.assert_close(value.cpu(), first[name], rtol=0, atol=0)
+    fresh = _trainer(tmp_path / "third", max_steps=2, seed=1).model.state_dict()
+    assert any(not torch.equal(fresh[name], first[name]) for name in first)
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        _trainer(tmp_path / "x", max_steps=2, init_from=str(tmp_path / "nope.pt"))
+    with pytest.raises(ValueError, match="init_from.*set preset"):
+        _trainer(tmp_path / "y", max_steps=2, init_from=str(tmp_path / "first" / "model.pt"), model={"latent_dim": 32})
+
+
+def test_initial_temperature_is_configurable(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=1, temperature=0.02)
+    assert float(trainer.loss_fn.temperature) == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="temperature"):
+        TrainConfig(temperature=0.001)

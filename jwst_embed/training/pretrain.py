@@ -97,11 +97,21 @@ class TrainConfig:
         Overrides of `~jwst_embed.models.ModelConfig` fields (TOML table ``[model]``).
     loss : dict
         `~jwst_embed.training.LossWeights` fields (TOML table ``[loss]``).
+    temperature : float
+        Initial contrastive (InfoNCE) temperature, which is then learned. A run started with
+        ``init_from`` should begin at the temperature its source run ended with (the
+        ``temperature`` column of that run's ``metrics.csv``): the model file does not hold it.
     survey : dict
         `~jwst_embed.simulation.survey.SurveyConfig` fields, e.g. ``bands``
         (TOML table ``[survey]``); ignored with ``data``.
     data : str, optional
         A prepared mock HDF5 file to train on instead of the on-the-fly survey.
+    init_from : str, optional
+        A model file (``model.pt``, a shipped model such as
+        ``jwst_embed/data/jwst_embed-default-v2.pt``, or a training checkpoint) whose weights
+        start this run: continued pretraining with a fresh optimiser and schedule. Its model
+        configuration must be the one ``preset`` and ``model`` describe. Unlike ``resume``, the
+        step count, optimiser state and data stream start anew.
     synthetic : bool
         Train on `SyntheticSource` (simple galaxy-like tensors; for tests and
         benchmarks when the mock survey's library is not installed).
@@ -149,8 +159,10 @@ class TrainConfig:
     preset: str = "small"
     model: dict = field(default_factory=dict)
     loss: dict = field(default_factory=dict)
+    temperature: float = 0.07
     survey: dict = field(default_factory=dict)
     data: str | None = None
+    init_from: str | None = None
     synthetic: bool = False
     batch_size: int = 64
     lr: float = 3e-4
@@ -184,6 +196,8 @@ class TrainConfig:
         for name in ("warmup_steps", "checkpoint_every", "validate_every", "log_every", "n_validation", "num_threads"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.01 <= self.temperature <= 1:
+            raise ValueError(f"TrainConfig.temperature must be in [0.01, 1], got {self.temperature}")
         if not self.lr > 0 or not 0 <= self.min_lr_fraction <= 1 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("TrainConfig: need lr > 0, 0 <= min_lr_fraction <= 1, weight_decay >= 0, grad_clip >= 0")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -194,6 +208,8 @@ class TrainConfig:
             self.out_dir = str(self.out_dir)
         if self.data is not None:
             self.data = str(self.data)
+        if self.init_from is not None:
+            self.init_from = str(self.init_from)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (TOML/JSON friendly; loads back with `from_dict`)."""
@@ -317,8 +333,10 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else MultimodalModel(ModelConfig.preset(config.preset, **config.model))
+        if config.init_from is not None:
+            self._initialise_from(config.init_from)
         self.model.to(self.device)
-        self.loss_fn = PretrainingLoss(LossWeights(**config.loss)).to(self.device)
+        self.loss_fn = PretrainingLoss(LossWeights(**config.loss), temperature=config.temperature).to(self.device)
         self.source = source if source is not None else self._default_source()
         self.survey_config = getattr(getattr(self.source, "survey", None), "config", None)
 
@@ -380,6 +398,21 @@ class Trainer:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(_seed_from("masks", self.config.seed, step, self.context.rank))
         return generator
+
+    def _initialise_from(self, path: str) -> None:
+        """Copy the weights of a model file into the new model (continued pretraining)."""
+        from .checkpoint import load_model
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"init_from: model file {path} does not exist")
+        source = load_model(path)
+        if source.config.to_dict() != self.model.config.to_dict():
+            raise ValueError(
+                f"init_from: {path} holds a {source.config.to_dict()} model, but this run builds "
+                f"{self.model.config.to_dict()}; set preset (and [model]) to match the file"
+            )
+        # Shipped models are stored in float16; the copy into float32 parameters is exact.
+        self.model.load_state_dict(source.state_dict())
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

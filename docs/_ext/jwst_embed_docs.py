@@ -10,6 +10,10 @@
     The reStructuredText file at PATH (e.g. ``benchmarks/results/seed_table.rst``) followed by the
     figures matching ``:figures:`` (a glob beside it); if the file is missing, a note saying that
     the benchmark has not been run, so the build does not fail.
+``.. seed-table-details:: PATH``
+    The rest of ``benchmarks/results/seed_table.json``: every metric for every input set,
+    per-class F1, metrics binned by redshift and by spectral S/N, the labels-only ablation and
+    throughput (missing file: a note, as for ``optional-results``).
 ``.. real-data-plot:: SCRIPT``
     A ``.. plot::`` of a tutorial script that reads the real example files; if the folder
     ``$JWST_EMBED_REAL_DATA`` is missing, a note instead of a failing build.
@@ -139,6 +143,123 @@ class OptionalResults(_ParsedDirective):
         return self._parse(lines)
 
 
+# Rows of the per-input-set table: (key in seed_table.json, label, format).
+SEED_SET_ROWS = (
+    ("morph_f1_macro", "morphology macro-F1", "{:.3f}"),
+    ("morph_accuracy", "morphology accuracy", "{:.3f}"),
+    ("spec_r2", "spectrum R^2, flux, mean", "{:.3f}"),
+    ("spec_r2_median", "spectrum R^2, flux, median", "{:.3f}"),
+    ("spec_r2_stretched", "spectrum R^2, asinh-stretched, mean", "{:.3f}"),
+    ("spec_r2_stretched_median", "spectrum R^2, asinh-stretched, median", "{:.3f}"),
+    ("z_sigma_nmad", "redshift sigma_NMAD", "{:.3f}"),
+    ("z_outlier_frac", "redshift outlier fraction", "{:.3f}"),
+    ("z_bias", "redshift bias (median dz)", "{:+.4f}"),
+    ("z_coverage_68", "coverage of the 68% interval", "{:.3f}"),
+    ("z_pit_extreme_frac", "PIT below 0.005 or above 0.995", "{:.3f}"),
+    ("logm_sigma", "log M* scatter, std (dex)", "{:.3f}"),
+    ("logm_nmad", "log M* scatter, NMAD (dex)", "{:.3f}"),
+    ("logm_bias", "log M* bias (dex)", "{:+.3f}"),
+)
+# The labels-only ablation's runs, in the order shown.
+ABLATION_RUNS = (
+    ("default_model_heads_same_subset", "default model (pretrained heads)"),
+    ("pretrained_frozen_1000", "pretrained, frozen backbone, new heads, 1,000 labels"),
+    ("pretrained_frozen_10000", "pretrained, frozen backbone, new heads, 10,000 labels"),
+    ("pretrained_end_to_end_1000", "pretrained, fine-tuned end to end, 1,000 labels"),
+    ("pretrained_end_to_end_10000", "pretrained, fine-tuned end to end, 10,000 labels"),
+    ("scratch_1000", "same architecture from scratch, 1,000 labels"),
+    ("scratch_10000", "same architecture from scratch, 10,000 labels"),
+)
+
+
+def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {cell}" for cell in row[1:]]
+    return lines + [""]
+
+
+def _bin_label(low: float, high: float) -> str:
+    return f">= {low:g}" if high >= 1e8 else f"{low:g} - {high:g}"
+
+
+class SeedTableDetails(_ParsedDirective):
+    required_arguments = 1
+
+    def run(self):
+        import json
+
+        path = self._path(self.arguments[0])
+        self.env.note_dependency(str(path))
+        if not path.is_file():
+            return self._parse([".. note::", "", f"   The benchmark has not been run yet (no ``{self.arguments[0]}``)."])
+        result = json.loads(path.read_text())
+        sets = result["input_sets"]
+        names = list(sets)
+        lines = ["All metrics per input set", "-------------------------", ""]
+        lines += [f"{result['test_set']['n_objects']:,} test galaxies (seed {result['test_set']['seed']}), "
+                  "the same objects under each input set:", ""]
+        rows = [[label, *[fmt.format(sets[n][key]) if sets[n].get(key) is not None else "--" for n in names]]
+                for key, label, fmt in SEED_SET_ROWS]
+        lines += _list_table(["metric", *names], rows)
+        reference = sets.get(result.get("reference_set", "F150W+PRISM"), {})
+        if "spec_r2_from_F150W_alone" in reference:
+            lines += [f"The PRISM spectrum decoded from F150W alone, for the same objects: R^2 mean "
+                      f"{reference['spec_r2_from_F150W_alone']:.3f}, median {reference['spec_r2_from_F150W_alone_median']:.3f}.", ""]
+        lines += ["Morphology F1 per class", "-----------------------", ""]
+        classes = list(sets[names[0]]["morph_f1_per_class"])
+        lines += _list_table(["class", *names],
+                             [[c, *[f"{sets[n]['morph_f1_per_class'][c]:.3f}" for n in names]] for c in classes])
+        for key, title, what in (("by_redshift", "Binned by redshift", "true z"),
+                                 ("by_spectrum_snr", "Binned by spectral S/N", "median S/N per pixel")):
+            if key not in reference:
+                continue
+            lines += [f"{title} ({result.get('reference_set', 'F150W+PRISM')})", "-" * (len(title) + 3 + len(result.get("reference_set", "F150W+PRISM"))), ""]
+            rows = [[_bin_label(b["lo"], b["hi"]), f"{b['n']:,}", f"{b['z_sigma_nmad']:.3f}", f"{b['z_outlier_frac']:.3f}",
+                     f"{b['logm_std']:.3f}", f"{b['logm_nmad']:.3f}"] for b in reference[key]]
+            lines += _list_table([what, "objects", "z sigma_NMAD", "z outliers", "log M* std", "log M* NMAD"], rows)
+        ablation = result.get("baselines", {}).get("labels_only_vs_pretrained")
+        if ablation:
+            lines += ["Labels only against pretraining", "-------------------------------", ""]
+            lines += [f"Inputs {ablation['inputs']}; labels from {ablation['train_pool']}; evaluated on "
+                      f"{ablation['evaluated_on']}.", "", ablation.get("note", ""), ""]
+            rows = []
+            for key, label in ABLATION_RUNS:
+                run = ablation.get(key)
+                if not run:
+                    continue
+                metrics = run.get("same_subset", run)
+                training = run.get("training", {})
+                cost = f"{training['steps']} steps, {training['seconds']:.0f} s" if training else "--"
+                rows.append([label, f"{metrics['z_sigma_nmad']:.3f}", f"{metrics['z_outlier_frac']:.3f}",
+                             f"{metrics['logm_sigma']:.3f}", f"{metrics['morph_f1_macro']:.3f}", cost])
+            lines += _list_table(["model", "z sigma_NMAD", "z outliers", "log M* std", "morphology F1", "training (2 CPU cores)"], rows)
+        throughput = result.get("throughput", {})
+        if throughput:
+            cpu = throughput.get("cpu", {})
+            lines += ["Throughput", "----------", ""]
+            rows = []
+            if cpu:
+                rows.append([f"embedding, {cpu['modalities']}, from prepared arrays", f"{cpu['prepared']['objects_per_s']:,.0f} objects/s",
+                             f"CPU, {cpu['torch_threads']} threads, batch {cpu['prepared']['batch_size']}, {cpu['precision']}"])
+                rows.append([f"embedding, {cpu['modalities']}, from astropy objects", f"{cpu['astropy']['objects_per_s']:,.0f} objects/s",
+                             f"CPU, {cpu['torch_threads']} threads, batch {cpu['astropy']['batch_size']}, preprocessing included"])
+            if "cpu_training_samples_per_s" in throughput:
+                rows.append(["training (supervised steps)", f"{throughput['cpu_training_samples_per_s']:,.0f} samples/s", "CPU, batch 64"])
+            gpu = throughput.get("gpu_recorded")
+            if gpu:
+                for key in ("embedding_bs1024", "embedding_bs256"):
+                    if key in gpu:
+                        rows.append([f"embedding, {gpu[key]['modalities']}, prepared", f"{gpu[key]['objects_per_s']:,.0f} objects/s",
+                                     f"{gpu['card']}, batch {gpu[key]['batch_size']}, {gpu[key]['precision']} (recorded)"])
+                if "training_samples_per_s_median" in gpu:
+                    rows.append(["pretraining (median step)", f"{gpu['training_samples_per_s_median']:,.0f} samples/s",
+                                 f"{gpu['card']}, on-device simulation (recorded)"])
+            lines += _list_table(["what", "rate", "hardware"], rows)
+        return self._parse(lines)
+
+
 class RealDataPlot(_ParsedDirective):
     required_arguments = 1
 
@@ -175,5 +296,6 @@ def setup(app):
     app.add_directive("validation-metrics", ValidationMetrics)
     app.add_directive("optional-results", OptionalResults)
     app.add_directive("head-refit-metrics", HeadRefitMetrics)
+    app.add_directive("seed-table-details", SeedTableDetails)
     app.add_directive("real-data-plot", RealDataPlot)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

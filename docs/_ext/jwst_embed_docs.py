@@ -197,7 +197,8 @@ class SeedTableDetails(_ParsedDirective):
         result = json.loads(path.read_text())
         sets = result["input_sets"]
         names = list(sets)
-        lines = ["All metrics per input set", "-------------------------", ""]
+        # Nested parsing cannot open sections, so the parts are rubrics.
+        lines = [".. rubric:: All metrics per input set", ""]
         lines += [f"{result['test_set']['n_objects']:,} test galaxies (seed {result['test_set']['seed']}), "
                   "the same objects under each input set:", ""]
         rows = [[label, *[fmt.format(sets[n][key]) if sets[n].get(key) is not None else "--" for n in names]]
@@ -207,7 +208,7 @@ class SeedTableDetails(_ParsedDirective):
         if "spec_r2_from_F150W_alone" in reference:
             lines += [f"The PRISM spectrum decoded from F150W alone, for the same objects: R^2 mean "
                       f"{reference['spec_r2_from_F150W_alone']:.3f}, median {reference['spec_r2_from_F150W_alone_median']:.3f}.", ""]
-        lines += ["Morphology F1 per class", "-----------------------", ""]
+        lines += [".. rubric:: Morphology F1 per class", ""]
         classes = list(sets[names[0]]["morph_f1_per_class"])
         lines += _list_table(["class", *names],
                              [[c, *[f"{sets[n]['morph_f1_per_class'][c]:.3f}" for n in names]] for c in classes])
@@ -215,13 +216,13 @@ class SeedTableDetails(_ParsedDirective):
                                  ("by_spectrum_snr", "Binned by spectral S/N", "median S/N per pixel")):
             if key not in reference:
                 continue
-            lines += [f"{title} ({result.get('reference_set', 'F150W+PRISM')})", "-" * (len(title) + 3 + len(result.get("reference_set", "F150W+PRISM"))), ""]
+            lines += [f".. rubric:: {title} ({result.get('reference_set', 'F150W+PRISM')})", ""]
             rows = [[_bin_label(b["lo"], b["hi"]), f"{b['n']:,}", f"{b['z_sigma_nmad']:.3f}", f"{b['z_outlier_frac']:.3f}",
                      f"{b['logm_std']:.3f}", f"{b['logm_nmad']:.3f}"] for b in reference[key]]
             lines += _list_table([what, "objects", "z sigma_NMAD", "z outliers", "log M* std", "log M* NMAD"], rows)
         ablation = result.get("baselines", {}).get("labels_only_vs_pretrained")
         if ablation:
-            lines += ["Labels only against pretraining", "-------------------------------", ""]
+            lines += [".. rubric:: Labels only against pretraining", ""]
             lines += [f"Inputs {ablation['inputs']}; labels from {ablation['train_pool']}; evaluated on "
                       f"{ablation['evaluated_on']}.", "", ablation.get("note", ""), ""]
             rows = []
@@ -238,7 +239,7 @@ class SeedTableDetails(_ParsedDirective):
         throughput = result.get("throughput", {})
         if throughput:
             cpu = throughput.get("cpu", {})
-            lines += ["Throughput", "----------", ""]
+            lines += [".. rubric:: Throughput", ""]
             rows = []
             if cpu:
                 rows.append([f"embedding, {cpu['modalities']}, from prepared arrays", f"{cpu['prepared']['objects_per_s']:,.0f} objects/s",

@@ -19,12 +19,20 @@ configs/pretrain_gpu_h100.toml`` on one H100; kept in git history) in about 20 m
     python benchmarks/refit_heads.py --input pretrained-v1.pt \\
         --output jwst_embed/data/jwst_embed-default-v2.pt --decoder-steps 1500 --json
 
+``--keep-heads`` leaves the heads (and their calibration) as they are and only fine-tunes the
+decoder; ``--decoder-refiner K`` first adds a `~jwst_embed.models.SpectrumRefiner` of kernel K
+to the decoder (it starts as the identity). A model whose decoder was refit this way:
+
+    python benchmarks/refit_heads.py --input jwst_embed/data/jwst_embed-default-v2.pt \\
+        --output refined.pt --keep-heads --decoder-refiner 9 --decoder-steps 1500 --json
+
 Prints validation metrics before and after, then one JSON object last.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -210,6 +218,9 @@ def main() -> None:
     parser.add_argument("--n-validation", type=int, default=6000)
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--decoder-steps", type=int, default=1500, help="0 leaves the decoder as it is")
+    parser.add_argument("--keep-heads", action="store_true", help="leave the heads as they are; refit the decoder only")
+    parser.add_argument("--decoder-refiner", type=int, default=0, metavar="K",
+                        help="add a SpectrumRefiner of kernel K to the decoder before its refit")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -217,29 +228,45 @@ def main() -> None:
     started = time.perf_counter()
 
     model = load_model(args.input).float().eval()
+    previous = load_checkpoint(args.input).get("metadata", {})
+    if args.decoder_refiner:
+        from jwst_embed.models import MultimodalModel
+
+        refined = MultimodalModel(dataclasses.replace(model.config, decoder_refiner=args.decoder_refiner))
+        missing, unexpected = refined.load_state_dict(model.state_dict(), strict=False)
+        if unexpected or not all(key.startswith("spectrum_decoder.refiner.") for key in missing):
+            raise SystemExit(f"cannot add a refiner to {args.input}: missing {missing}, unexpected {unexpected}")
+        model = refined.float().eval()
     train = embed_stream(model, args.n_train, TRAIN_SEED)
     validation = embed_stream(model, args.n_validation, VALIDATION_SEED)
     before = metrics(model.heads, validation)
-    for head in model.heads.values():
-        _reinit(head)
-    seconds = train_heads(model.heads, train, args.steps)
-    temperature = calibrate_redshift_temperature(model.heads["redshift"], validation)
+    if args.keep_heads:
+        seconds, steps = 0.0, 0
+        temperature = previous.get("heads_refit", {}).get("redshift_temperature")
+    else:
+        for head in model.heads.values():
+            _reinit(head)
+        seconds, steps = train_heads(model.heads, train, args.steps), args.steps
+        temperature = calibrate_redshift_temperature(model.heads["redshift"], validation)
     after = metrics(model.heads, validation)
     decoder_before = decoder_metrics(model.spectrum_decoder, validation)
     decoder_seconds = refit_decoder(model.spectrum_decoder, train, args.decoder_steps) if args.decoder_steps else 0.0
     decoder_after = decoder_metrics(model.spectrum_decoder, validation)
 
-    previous = load_checkpoint(args.input).get("metadata", {})
     model = model.half()  # float16 file for shipping; the embedder runs in float32
-    save_model(args.output, model, {
-        **{k: v for k, v in previous.items() if k not in ("jwst_embed_version", "torch_version")},
-        "heads_refit": {"script": "benchmarks/refit_heads.py", "train_seed": TRAIN_SEED, "n_train": args.n_train,
-                        "validation_seed": VALIDATION_SEED, "steps": args.steps, "redshift_temperature": temperature,
-                        "decoder_steps": args.decoder_steps},
-    })  # fmt: skip
+    refit = {"script": "benchmarks/refit_heads.py", "train_seed": TRAIN_SEED, "n_train": args.n_train,
+             "validation_seed": VALIDATION_SEED, "decoder_steps": args.decoder_steps,
+             "decoder_refiner": args.decoder_refiner}  # fmt: skip
+    metadata = {k: v for k, v in previous.items() if k not in ("jwst_embed_version", "torch_version")}
+    if args.keep_heads:
+        metadata["decoder_refit"] = refit  # the heads keep the record of their own refit
+    else:
+        metadata["heads_refit"] = {**refit, "steps": steps, "redshift_temperature": temperature}
+    save_model(args.output, model, metadata)
     result = {
         "input": args.input, "output": args.output, "n_train": int(len(train["input_set"])),
-        "n_validation": int(len(validation["input_set"])), "steps": args.steps, "head_training_s": round(seconds, 1),
+        "n_validation": int(len(validation["input_set"])), "steps": steps, "keep_heads": args.keep_heads,
+        "decoder_refiner": args.decoder_refiner, "head_training_s": round(seconds, 1),
         "redshift_temperature": temperature, "before": before, "after": after,
         "decoder_steps": args.decoder_steps, "decoder_training_s": round(decoder_seconds, 1),
         "decoder_before": decoder_before, "decoder_after": decoder_after,

@@ -350,3 +350,53 @@ def test_heads_learn_simple_targets():
     mass = MassHead(8).predict(features)
     assert (mass["log_mass_sigma"] > 0).all()
     assert np.isfinite(mass["log_mass"].numpy()).all()
+
+
+def test_spectrum_refiner_starts_as_identity_and_mends_patch_seams():
+    """The refiner adds nothing until trained, and learns to remove steps at patch edges."""
+    from jwst_embed.models import SpectrumRefiner
+
+    with pytest.raises(ValueError, match="odd"):
+        SpectrumRefiner(64, 16, kernel=4)
+    torch.manual_seed(0)
+    length, patch = 128, 16
+    refiner = SpectrumRefiner(length, patch, kernel=9, channels=16)
+    x = torch.linspace(0, 1, length)
+    smooth = torch.stack([a * x + b * torch.sin(6 * x + c) for a, b, c in torch.rand(256, 3)])
+    # One random offset per patch: the seams a patch-wise decoder leaves.
+    stepped = smooth + 0.2 * torch.randn(256, length // patch).repeat_interleave(patch, dim=1)
+    assert torch.equal(refiner(stepped), stepped)
+    optimizer = torch.optim.Adam(refiner.parameters(), lr=3e-3)
+
+    @torch.no_grad()
+    def seam_error() -> float:
+        """Mean jump across patch edges, minus the smooth curve's own jump there."""
+        out = refiner(stepped)
+        edges = torch.arange(patch, length, patch)
+        jump = (out[:, edges] - out[:, edges - 1]) - (smooth[:, edges] - smooth[:, edges - 1])
+        return float(jump.abs().mean())
+
+    before = seam_error()
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = (refiner(stepped) - smooth).square().mean()
+        loss.backward()
+        optimizer.step()
+    assert seam_error() < 0.5 * before
+
+
+def test_decoder_refiner_is_optional_in_the_state_dict():
+    """A model with ``decoder_refiner`` adds only refiner keys and, untrained, decodes alike."""
+    plain_config = ModelConfig.preset("tiny")
+    refined_config = ModelConfig.preset("tiny", decoder_refiner=9)
+    torch.manual_seed(0)
+    plain = MultimodalModel(plain_config).eval()
+    refined = MultimodalModel(refined_config).eval()
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(key.startswith("spectrum_decoder.refiner.") for key in missing)
+    embedding = torch.randn(3, plain_config.latent_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(refined.spectrum_decoder(embedding), plain.spectrum_decoder(embedding))
+    assert ModelConfig.from_dict(refined_config.to_dict()).decoder_refiner == 9
+    with pytest.raises(ValueError, match="decoder_refiner"):
+        ModelConfig.preset("tiny", decoder_refiner=8)

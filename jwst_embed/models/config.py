@@ -51,6 +51,9 @@ class ModelConfig:
         Learned queries of the cross-attention pooling, its number of blocks and heads.
     decoder_width, decoder_depth, decoder_heads : int
         Size of the light transformer that decodes a whole spectrum from an embedding.
+    decoder_refiner : int
+        Kernel size of the `~jwst_embed.models.SpectrumRefiner` that mends the seams between
+        the decoder's patches (0: no refiner, as in models trained before it existed).
     mlp_ratio : float
         Hidden width of every transformer MLP relative to the token width.
     dropout : float
@@ -104,6 +107,7 @@ class ModelConfig:
     decoder_width: int = 128
     decoder_depth: int = 2
     decoder_heads: int = 4
+    decoder_refiner: int = 0
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     image_mask_ratio: float = 0.5
@@ -130,6 +134,8 @@ class ModelConfig:
         ):
             if width % heads:
                 raise ValueError(f"{name} width {width} is not divisible by its {heads} heads")
+        if self.decoder_refiner < 0 or (self.decoder_refiner and self.decoder_refiner % 2 == 0):
+            raise ValueError(f"decoder_refiner must be 0 or a positive odd kernel size, got {self.decoder_refiner}")
         for name in ("image_mask_ratio", "spectrum_mask_ratio", "modality_dropout", "dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

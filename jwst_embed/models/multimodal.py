@@ -202,6 +202,7 @@ class MultimodalModel(nn.Module):
         self.spectrum_decoder = SpectrumDecoder(
             config.latent_dim, config.spectrum_length, config.spectrum_patch, config.decoder_width,
             config.decoder_depth, config.decoder_heads, config.mlp_ratio, config.dropout,
+            config.decoder_refiner,
         )  # fmt: skip
         # The heads read the fused embedding; trained jointly (the mock survey's labels are free),
         # they make the embedding carry redshift and mass, which self-supervision alone does slowly.

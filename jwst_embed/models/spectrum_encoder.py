@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..bands import SPECTRAL_MODES, get_spectral_mode
 from ._layers import PatchTokenEncoder, TransformerBlock, init_weights
 
-__all__ = ["SpectrumEncoder", "SpectrumDecoder", "patchify_spectra"]
+__all__ = ["SpectrumEncoder", "SpectrumDecoder", "SpectrumRefiner", "patchify_spectra"]
 
 
 def patchify_spectra(spectra: Tensor, patch: int) -> Tensor:
@@ -157,6 +160,8 @@ class SpectrumDecoder(nn.Module):
         Pixels of the output grid and per output token.
     width, depth, heads : int
         Size of the decoder.
+    refiner_kernel : int
+        Kernel of the `SpectrumRefiner` applied to the decoded spectrum (0: none).
 
     Examples
     --------
@@ -176,6 +181,7 @@ class SpectrumDecoder(nn.Module):
         heads: int = 4,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        refiner_kernel: int = 0,
     ) -> None:
         super().__init__()
         self.condition = nn.Linear(latent_dim, width)
@@ -187,6 +193,8 @@ class SpectrumDecoder(nn.Module):
         self.flux_head = nn.Linear(width, patch)
         self.apply(init_weights)
         nn.init.trunc_normal_(self.position, std=0.02)
+        # Created after init_weights, which would overwrite the refiner's zero output layer.
+        self.refiner = SpectrumRefiner(length, patch, refiner_kernel) if refiner_kernel else None
 
     def forward(self, embedding: Tensor) -> Tensor:
         """Map ``(B, latent_dim)`` embeddings to ``(B, length)`` stretched spectra."""
@@ -195,4 +203,57 @@ class SpectrumDecoder(nn.Module):
         x = torch.cat([condition, self.position + condition], dim=1)
         for block in self.blocks:
             x = block(x)
-        return self.flux_head(self.norm(x[:, 1:])).flatten(1)
+        spectrum = self.flux_head(self.norm(x[:, 1:])).flatten(1)
+        return spectrum if self.refiner is None else self.refiner(spectrum)
+
+
+class SpectrumRefiner(nn.Module):
+    """Residual convolutions over a decoded spectrum that mend the seams between patches.
+
+    `SpectrumDecoder` writes each patch of pixels from its own token, so two neighbouring
+    patches can disagree where they meet, and the reconstruction shows steps at every patch
+    edge. The refiner sees the whole decoded spectrum together with a learned per-pixel code
+    (initialised to where each pixel sits inside its patch) through three 1-D convolutions, whose
+    receptive field spans more than a patch, and adds their output. The last convolution starts
+    at zero, so a refiner added to a trained decoder changes nothing until it is trained.
+
+    Parameters
+    ----------
+    length, patch : int
+        Pixels of the spectrum and per decoder patch.
+    kernel : int
+        Odd kernel size of each convolution.
+    channels : int
+        Hidden channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.models import SpectrumRefiner
+    >>> refiner = SpectrumRefiner(64, 16, kernel=9)
+    >>> spectrum = torch.randn(2, 64)
+    >>> bool(torch.equal(refiner(spectrum), spectrum))  # untrained: the identity
+    True
+    """
+
+    def __init__(self, length: int, patch: int, kernel: int = 9, channels: int = 32) -> None:
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"refiner kernel must be a positive odd number, got {kernel}")
+        phase = 2 * math.pi * (torch.arange(length) % patch) / patch
+        code = torch.stack([phase.sin(), phase.cos(), (phase / 2).sin(), (phase / 2).cos()])
+        self.position = nn.Parameter(code[None].clone())
+        self.convs = nn.ModuleList([
+            nn.Conv1d(1 + code.shape[0], channels, kernel, padding=kernel // 2),
+            nn.Conv1d(channels, channels, kernel, padding=kernel // 2),
+        ])  # fmt: skip
+        self.out = nn.Conv1d(channels, 1, kernel, padding=kernel // 2)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, spectrum: Tensor) -> Tensor:
+        """Return ``spectrum + correction`` for ``(B, length)`` stretched spectra."""
+        x = torch.cat([spectrum[:, None, :], self.position.expand(len(spectrum), -1, -1).to(spectrum.dtype)], dim=1)
+        for conv in self.convs:
+            x = F.gelu(conv(x))
+        return spectrum + self.out(x)[:, 0]

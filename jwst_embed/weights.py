@@ -64,13 +64,13 @@ class WeightsFile:
 
 #: Registered weights, by model name. "default": the ``small`` model (7.3 M parameters, float16
 #: file) pretrained on one H100 with ``benchmarks/gpu_session.sh``, its heads and decoder then
-#: refit on frozen embeddings with ``benchmarks/refit_heads.py`` (model card:
-#: docs/model_card.rst).
+#: refit on frozen embeddings with ``benchmarks/refit_heads.py``, and a `~jwst_embed.models.SpectrumRefiner` added
+#: to its decoder (``-v3``; model card: docs/model_card.rst).
 REGISTRY: dict[str, WeightsFile] = {
     "default": WeightsFile(
         name="default",
-        filename="jwst_embed-default-v2.pt",
-        sha256="2761af36349b4a9a7b568d318cc14abac4ce596095d01010d4194d36576bf363",
+        filename="jwst_embed-default-v3.pt",
+        sha256="543fa13a407c29d50d3a078fb9777e6df2acc25497dd60fec80424035d24cdb1",
         shipped=True,
     ),
 }

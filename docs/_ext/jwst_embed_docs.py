@@ -101,12 +101,14 @@ class HeadRefitMetrics(_ParsedDirective):
         path = self._path(self.arguments[0])
         self.env.note_dependency(str(path))
         result = json.loads(path.read_text())
+        # A decoder-only refit (--keep-heads) left the heads alone: show the decoder columns only.
+        columns = () if result.get("keep_heads") else REFIT_COLUMNS
         lines = [
             ".. list-table::",
             "   :header-rows: 1",
             "",
             "   * - input set (validation objects)",
-            *[f"     - {header}" for _, header, _ in REFIT_COLUMNS],
+            *[f"     - {header}" for _, header, _ in columns],
         ]
         decoder_before, decoder_after = result.get("decoder_before", {}), result.get("decoder_after", {})
         if decoder_after:
@@ -114,7 +116,7 @@ class HeadRefitMetrics(_ParsedDirective):
         for name, before in result["before"].items():
             after = result["after"][name]
             lines.append(f"   * - {name} ({after['n']:,})")
-            for key, _, fmt in REFIT_COLUMNS:
+            for key, _, fmt in columns:
                 lines.append(f"     - {fmt.format(before[key])} -> **{fmt.format(after[key])}**")
             if decoder_after:
                 for key in ("spec_r2", "spec_r2_median"):

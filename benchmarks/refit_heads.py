@@ -11,8 +11,8 @@ scaling on a validation stream, fine-tunes the spectrum decoder to the per-objec
 benchmark measures (see `refit_decoder`), and writes the model (encoders and fusion untouched,
 so the embeddings do not change) as float16.
 
-The shipped default model (``jwst_embed-default-v2.pt``) was made from the pretraining
-checkpoint ``jwst_embed-default-v1.pt`` (``jwst-embed train --config
+The default model's ``jwst_embed-default-v2.pt`` (in git history, commit 413ac84) was made from
+the pretraining checkpoint ``jwst_embed-default-v1.pt`` (``jwst-embed train --config
 configs/pretrain_gpu_h100.toml`` on one H100; kept in git history) in about 20 minutes on two CPU cores:
 
     git show cf0066f:jwst_embed/data/jwst_embed-default-v1.pt > pretrained-v1.pt
@@ -21,10 +21,13 @@ configs/pretrain_gpu_h100.toml`` on one H100; kept in git history) in about 20 m
 
 ``--keep-heads`` leaves the heads (and their calibration) as they are and only fine-tunes the
 decoder; ``--decoder-refiner K`` first adds a `~jwst_embed.models.SpectrumRefiner` of kernel K
-to the decoder (it starts as the identity). A model whose decoder was refit this way:
+to the decoder (it starts as the identity). The shipped ``jwst_embed-default-v3.pt`` is v2 refit
+this way:
 
-    python benchmarks/refit_heads.py --input jwst_embed/data/jwst_embed-default-v2.pt \\
-        --output refined.pt --keep-heads --decoder-refiner 9 --seam-weight 10 --decoder-steps 1500 --json
+    git show 413ac84:jwst_embed/data/jwst_embed-default-v2.pt > jwst_embed-default-v2.pt
+    python benchmarks/refit_heads.py --input jwst_embed-default-v2.pt \\
+        --output jwst_embed/data/jwst_embed-default-v3.pt --keep-heads --decoder-refiner 9 \\
+        --seam-weight 10 --decoder-steps 1500 --json
 
 Prints validation metrics before and after, then one JSON object last.
 """

@@ -62,7 +62,7 @@ outs = [
     ("redshift p(z)\n(bins in log(1+z))", "redshift: simulator label"),
     ("log stellar mass\n+ uncertainty", "mass: simulator label"),
     ("morphology\nclass probabilities", "morphology: simulator label"),
-    ("spectrum decoder\n(PRISM on the 512-px grid)", "vs the noiseless mock spectrum\n(also from a random subset,\ne.g. images alone)"),
+    ("spectrum decoder + refiner\n(PRISM on the 512-px grid)", "vs the noiseless mock spectrum\n(also from a random subset,\ne.g. images alone)"),
 ]
 for row, (text, target) in enumerate(outs):
     y = 5.6 - 1.45 * row

@@ -9,9 +9,8 @@ embedding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -193,7 +192,7 @@ class SpectrumDecoder(nn.Module):
         self.flux_head = nn.Linear(width, patch)
         self.apply(init_weights)
         nn.init.trunc_normal_(self.position, std=0.02)
-        # Created after init_weights, which would overwrite the refiner's zero output layer.
+        # The refiner keeps its own initialisation (its last convolution at zero).
         self.refiner = SpectrumRefiner(length, patch, refiner_kernel) if refiner_kernel else None
 
     def forward(self, embedding: Tensor) -> Tensor:

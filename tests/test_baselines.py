@@ -62,7 +62,8 @@ def test_recovers_redshift_of_high_snr_spectra(fitter, spectra_sample):
     dz = np.abs(np.asarray(table["z"]) - z) / (1 + z)
     assert np.mean(dz < 0.02) >= 0.8, dz
     assert np.median(dz) < 0.005
-    assert table["fit_ok"].all() and (table["n_pixels"] == 512).all()
+    good = (~s["spectrum_mask"] & (s["spectrum_ivar"] > 0)).sum(dim=1).numpy()
+    assert table["fit_ok"].all() and (np.asarray(table["n_pixels"]) == good).all()
     assert np.all(np.asarray(table["z_lo"]) <= np.asarray(table["z"]))
     assert np.all(np.asarray(table["z"]) <= np.asarray(table["z_hi"]))
     grid = table.meta["z_grid"]
@@ -97,7 +98,7 @@ def test_masks_respected(fitter, spectra_sample):
     a = fitter.fit(flux, ivar, mask, progress=False)
     b = fitter.fit(corrupted, ivar, mask, progress=False)
     np.testing.assert_allclose(np.asarray(a["z"]), np.asarray(b["z"]))
-    assert (a["n_pixels"] == 412).all()
+    assert (np.asarray(a["n_pixels"]) == (~mask & (ivar > 0)).sum(dim=1).numpy()).all()
     # a fully masked spectrum gives a flagged, NaN-free row; the others are unaffected
     mask[1] = True
     c = fitter.fit(corrupted, ivar, mask, progress=False)

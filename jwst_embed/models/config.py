@@ -44,6 +44,24 @@ class ModelConfig:
         Learned summary ("register") tokens per modality, passed with the CLS
         token to the fusion; each modality contributes ``1 + n_summary_tokens``
         tokens.
+    line_reader_depth : int
+        Residual convolutions of the `~jwst_embed.models.SpectrumLineReader` beside the
+        spectrum transformer (0: no line reader, as in models v1-v3). Its tokens keep the
+        positions of lines and breaks, which carry the redshift, and join the spectrum's
+        tokens in the fusion.
+    line_reader_width, line_reader_kernel, line_reader_readout : int
+        Channels of its convolutions, their kernel (in patches) and the channels per patch
+        kept by its position-keeping readout.
+    line_tokens : int
+        Tokens the line reader adds to each spectrum's tokens.
+    line_reader_weight : {"mask", "weight"}
+        Second input channel of the line reader: ``"mask"`` (1 on good pixels, 0 on masked
+        ones), so that it cannot hinge on the shape of the error array, or the encoders'
+        inverse-variance weight.
+    redshift_bins : int
+        Bins of the built-in `~jwst_embed.models.RedshiftHead` (uniform in ln(1 + z), 0-16).
+    redshift_label_sigma : float
+        Width in ln(1 + z) of the Gaussian that smooths its training target.
     latent_dim : int
         Width of the shared latent space: per-modality embeddings, fusion tokens
         and the fused embedding.
@@ -100,6 +118,14 @@ class ModelConfig:
     spectrum_depth: int = 4
     spectrum_heads: int = 4
     n_summary_tokens: int = 3
+    line_reader_depth: int = 0
+    line_reader_width: int = 192
+    line_reader_kernel: int = 5
+    line_reader_readout: int = 16
+    line_tokens: int = 2
+    line_reader_weight: str = "mask"
+    redshift_bins: int = 256
+    redshift_label_sigma: float = 0.015
     latent_dim: int = 256
     fusion_queries: int = 8
     fusion_depth: int = 2
@@ -134,6 +160,18 @@ class ModelConfig:
         ):
             if width % heads:
                 raise ValueError(f"{name} width {width} is not divisible by its {heads} heads")
+        if self.line_reader_depth < 0 or (self.line_reader_depth and self.line_tokens < 1):
+            raise ValueError(
+                f"line_reader_depth must be >= 0 and line_tokens >= 1 with a line reader, got "
+                f"{self.line_reader_depth} and {self.line_tokens}"
+            )
+        if self.line_reader_weight not in ("mask", "weight"):
+            raise ValueError(f"line_reader_weight must be 'mask' or 'weight', got {self.line_reader_weight!r}")
+        if self.redshift_bins < 8 or not self.redshift_label_sigma >= 0:
+            raise ValueError(
+                f"redshift_bins must be >= 8 and redshift_label_sigma >= 0, got {self.redshift_bins} "
+                f"and {self.redshift_label_sigma}"
+            )
         if self.decoder_refiner < 0 or (self.decoder_refiner and self.decoder_refiner % 2 == 0):
             raise ValueError(f"decoder_refiner must be 0 or a positive odd kernel size, got {self.decoder_refiner}")
         for name in ("image_mask_ratio", "spectrum_mask_ratio", "modality_dropout", "dropout"):
@@ -153,6 +191,11 @@ class ModelConfig:
     def n_image_patches(self) -> int:
         """Patches per image, ``(image_size / image_patch)**2``."""
         return (self.image_size // self.image_patch) ** 2
+
+    @property
+    def tokens_per_modality(self) -> int:
+        """Token slots per modality in the fusion: CLS + summary (+ line tokens for spectra)."""
+        return 1 + self.n_summary_tokens + (self.line_tokens if self.line_reader_depth else 0)
 
     @property
     def n_spectrum_patches(self) -> int:

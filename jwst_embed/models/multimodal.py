@@ -4,8 +4,9 @@
 (physical flux in nJy with ivar and mask), stretches it with the package's fixed
 asinh stretch (absolute brightness reaches the model), encodes only the present
 band-images (all bands in one batched ViT call) and spectra, projects each
-modality's CLS + summary tokens to the shared latent space and pools the tokens
-of the present modalities with learned queries into one embedding.
+modality's CLS + summary tokens (and, with a line reader, each spectrum's line
+tokens) to the shared latent space and pools the tokens of the present modalities
+with learned queries into one embedding.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .config import HEAD_KINDS, ModelConfig
 from .fusion import FusionPooling, sample_modality_subset
 from .heads import MassHead, MorphologyHead, RedshiftHead
 from .image_encoder import BandEmbedding, ImageEncoder, patchify_images
-from .spectrum_encoder import SpectrumDecoder, SpectrumEncoder, patchify_spectra
+from .spectrum_encoder import SpectrumDecoder, SpectrumEncoder, SpectrumLineReader, patchify_spectra
 
 __all__ = ["MultimodalModel", "ModelOutput", "MaskedReconstruction", "DECODER_MODE", "build_head"]
 
@@ -96,8 +97,9 @@ class ModelOutput:
         ``(B, D)`` L2-normalised projection of each modality's CLS token; zero
         rows where the modality is absent.
     tokens : dict of str to `~torch.Tensor`
-        ``(B, 1 + n_summary_tokens, D)`` tokens handed to the fusion (zero plus
-        the modality-type embedding where absent; masked out there).
+        ``(B, config.tokens_per_modality, D)`` tokens handed to the fusion (zero plus
+        the modality-type embedding where absent; masked out there). Image bands
+        fill the slots of the line tokens with padding, which the fusion ignores.
     present : `~torch.Tensor`
         ``(B, M)`` bool presence used for ``fused``.
     modalities : tuple of str
@@ -117,6 +119,9 @@ class ModelOutput:
     spectrum_target, spectrum_weight : `~torch.Tensor` or None
         ``(B, spectrum_length)`` stretched observed PRISM spectrum and its weight
         (zero rows where there is no spectrum); None if the batch has no PRISM.
+    token_padding : `~torch.Tensor` or None
+        ``(M, tokens_per_modality)`` bool, the padding slots of each modality's tokens (for
+        `MultimodalModel.fuse` of another subset).
     """
 
     fused: Tensor
@@ -135,6 +140,7 @@ class ModelOutput:
     decoded_spectrum_subset: Tensor | None = None
     spectrum_target: Tensor | None = None
     spectrum_weight: Tensor | None = None
+    token_padding: Tensor | None = None
 
 
 class MultimodalModel(nn.Module):
@@ -184,6 +190,18 @@ class MultimodalModel(nn.Module):
         self.spectrum_projection = nn.Sequential(
             nn.Linear(config.spectrum_width, config.latent_dim), nn.LayerNorm(config.latent_dim)
         )
+        # Beside the transformer, a convolutional branch whose readout keeps where the lines fall.
+        self.line_reader: SpectrumLineReader | None = None
+        self.line_projection: nn.Module | None = None
+        if config.line_reader_depth:
+            self.line_reader = SpectrumLineReader(
+                config.spectrum_length, config.spectrum_patch, config.line_reader_width,
+                config.line_reader_depth, config.line_reader_kernel, config.line_reader_readout,
+                config.line_tokens, config.spectrum_width,
+            )  # fmt: skip
+            self.line_projection = nn.Sequential(
+                nn.Linear(config.spectrum_width, config.latent_dim), nn.LayerNorm(config.latent_dim)
+            )
         self.band_type = BandEmbedding(config.latent_dim)
         self.spectrum_type = nn.ParameterDict(
             {
@@ -209,7 +227,9 @@ class MultimodalModel(nn.Module):
         self.heads: nn.ModuleDict | None = (
             nn.ModuleDict(
                 {
-                    "redshift": RedshiftHead(config.latent_dim),
+                    "redshift": RedshiftHead(
+                        config.latent_dim, n_bins=config.redshift_bins, label_sigma=config.redshift_label_sigma
+                    ),
                     "log_mass": MassHead(config.latent_dim),
                     "morphology": MorphologyHead(config.latent_dim),
                 }
@@ -249,11 +269,13 @@ class MultimodalModel(nn.Module):
         return modalities, present
 
     # -- encoding -------------------------------------------------------------------------------
-    def _encode_kind(self, kind, tensors, modalities, present, mask_inputs, generator):
+    def _encode_kind(self, kind, tensors, modalities, present, mask_inputs, generator, cached=None):
         """Encode every present (object, modality) pair of one kind in one call.
 
-        Returns the (rows, cols) of the encoded pairs, projected tokens (N, S, D),
-        the masked reconstruction (or None) and the stretched inputs.
+        Returns the (rows, cols) of the encoded pairs, projected tokens (N, S, D) padded to
+        ``config.tokens_per_modality``, the masked reconstruction (or None) and the stretched
+        inputs. ``cached`` maps image bands to ``(B, 1 + n_summary_tokens, D)`` projected tokens
+        computed before (`encode_images`); those bands are not encoded again.
         """
         config = self.config
         if kind == "image":
@@ -281,11 +303,16 @@ class MultimodalModel(nn.Module):
                 config.spectrum_patch,
             )
         names = [name for name in modalities if name in tensors]
+        cached = cached or {}
+        cached_parts = []
         rows, cols, kind_index, stretched, weight = [], [], [], [], []
         for index, name in enumerate(names):
             col = modalities.index(name)
             row = torch.nonzero(present[:, col]).flatten()
             if row.numel() == 0:
+                continue
+            if name in cached:
+                cached_parts.append((row, torch.full_like(row, col), cached[name][row]))
                 continue
             item = tensors[name]
             # Only present rows are read: absent tensors may hold anything.
@@ -295,8 +322,14 @@ class MultimodalModel(nn.Module):
             kind_index.append(torch.full_like(row, index))
             stretched.append(s)
             weight.append(w)
-        if not rows:
+        if not rows and not cached_parts:
             return None
+        if not rows:
+            projected = self._pad_tokens(torch.cat([part[2] for part in cached_parts]))
+            return (
+                torch.cat([part[0] for part in cached_parts]), torch.cat([part[1] for part in cached_parts]),
+                projected, None, None, None,
+            )  # fmt: skip
         stretched, weight = torch.cat(stretched).float(), torch.cat(weight).float()
         kind_index = torch.cat(kind_index)
         patch_mask = None
@@ -310,14 +343,60 @@ class MultimodalModel(nn.Module):
             reconstruction = MaskedReconstruction(
                 prediction, patchify(stretched, patch), patchify(weight, patch), patch_mask
             )
-        return (
-            torch.cat(rows),
-            torch.cat(cols),
-            projection(summary),
-            reconstruction,
-            stretched,
-            weight,
-        )
+        projected = projection(summary)
+        if kind == "spectrum" and self.line_reader is not None:
+            # the line reader always sees the whole spectrum: hiding patches would hide lines
+            channel = (weight > 0).to(weight.dtype) if self.config.line_reader_weight == "mask" else weight
+            line_tokens = self.line_projection(self.line_reader(stretched, channel))
+            projected = torch.cat([projected, line_tokens.to(projected.dtype)], dim=1)
+        projected = self._pad_tokens(projected)
+        rows, cols = torch.cat(rows), torch.cat(cols)
+        if cached_parts:
+            rows = torch.cat([rows, *(part[0] for part in cached_parts)])
+            cols = torch.cat([cols, *(part[1] for part in cached_parts)])
+            cached_tokens = self._pad_tokens(torch.cat([part[2] for part in cached_parts]))
+            projected = torch.cat([projected, cached_tokens.to(projected.dtype)])
+        return rows, cols, projected, reconstruction, stretched, weight
+
+    def _pad_tokens(self, projected: Tensor) -> Tensor:
+        """Pad ``(N, S, D)`` tokens with zeros to ``(N, config.tokens_per_modality, D)``."""
+        missing = self.config.tokens_per_modality - projected.shape[1]
+        return F.pad(projected, (0, 0, 0, missing)) if missing > 0 else projected
+
+    def token_padding(self, modalities, batch_spectra) -> Tensor:
+        """``(M, tokens_per_modality)`` bool, True where a modality's token slot is padding.
+
+        Image bands have no line tokens, so with a line reader their last slots are padding.
+        """
+        n_slots = self.config.tokens_per_modality
+        n_real = 1 + self.config.n_summary_tokens
+        padding = torch.zeros(len(modalities), n_slots, dtype=torch.bool)
+        for j, name in enumerate(modalities):
+            if name not in batch_spectra:
+                padding[j, n_real:] = True
+        return padding
+
+    def fuse(self, tokens: Tensor, present: Tensor, padding: Tensor) -> Tensor:
+        """Fused embedding of the ``present`` modalities from their tokens.
+
+        Parameters
+        ----------
+        tokens : `~torch.Tensor`
+            ``(B, M, tokens_per_modality, D)`` tokens (with their type embedding), as in
+            `ModelOutput.tokens` stacked over ``modalities``.
+        present : `~torch.Tensor`
+            ``(B, M)`` bool: which modalities to fuse for each object (any subset of those
+            encoded; at least one per object).
+        padding : `~torch.Tensor`
+            ``(M, tokens_per_modality)`` bool from `token_padding`.
+
+        Returns
+        -------
+        fused : `~torch.Tensor`
+            ``(B, D)`` L2-normalised.
+        """
+        ignore = ~present[:, :, None] | padding.to(present.device)[None, :, :]
+        return self.fusion(tokens.flatten(1, 2), ignore.flatten(1))
 
     def _type_embedding(self, batch, modalities: tuple[str, ...]) -> Tensor:
         bands = [name for name in modalities if name in batch.images]
@@ -340,6 +419,7 @@ class MultimodalModel(nn.Module):
         mask_inputs: bool = False,
         generator: torch.Generator | None = None,
         modality_dropout: bool | None = None,
+        cached_image_tokens: dict[str, Tensor] | None = None,
     ) -> ModelOutput:
         """Embed a batch.
 
@@ -355,6 +435,10 @@ class MultimodalModel(nn.Module):
         modality_dropout : bool, optional
             Also fuse a random subset of each object's modalities (``fused_subset``);
             default: in training mode when ``config.modality_dropout > 0``.
+        cached_image_tokens : dict of str to `~torch.Tensor`, optional
+            Projected tokens of image bands from `encode_images`, ``(B, 1 + n_summary_tokens, D)``
+            per band: those bands are not encoded again (training downstream of a frozen
+            image encoder). Masked-image modelling does not apply to them.
 
         Returns
         -------
@@ -367,10 +451,11 @@ class MultimodalModel(nn.Module):
             ``modalities``, or a modality has no tensors or wrong grid size.
         """
         modalities, present = self._check_batch(batch)
-        n_objects, n_tokens = present.shape[0], 1 + self.config.n_summary_tokens
+        n_objects, n_tokens = present.shape[0], self.config.tokens_per_modality
+        padding = self.token_padding(modalities, batch.spectra)
         encoded = {
             "image": self._encode_kind(
-                "image", batch.images, modalities, present, mask_inputs, generator
+                "image", batch.images, modalities, present, mask_inputs, generator, cached_image_tokens
             ),
             "spectrum": self._encode_kind(
                 "spectrum", batch.spectra, modalities, present, mask_inputs, generator
@@ -385,8 +470,7 @@ class MultimodalModel(nn.Module):
             name: F.normalize(tokens[:, j, 0].float(), dim=-1) for j, name in enumerate(modalities)
         }
         tokens = tokens + self._type_embedding(batch, modalities).to(dtype)[None, :, None, :]
-        flat_tokens = tokens.flatten(1, 2)
-        fused = self.fusion(flat_tokens, (~present).repeat_interleave(n_tokens, dim=1))
+        fused = self.fuse(tokens, present, padding)
         output = ModelOutput(
             fused=fused,
             modality_embeddings=modality_embeddings,
@@ -400,9 +484,7 @@ class MultimodalModel(nn.Module):
         if modality_dropout:
             subset = sample_modality_subset(present, self.config.modality_dropout, generator)
             output.subset_present = subset
-            output.fused_subset = self.fusion(
-                flat_tokens, (~subset).repeat_interleave(n_tokens, dim=1)
-            )
+            output.fused_subset = self.fuse(tokens, subset, padding)
             output.decoded_spectrum_subset = self.spectrum_decoder(output.fused_subset)
         if modality_dropout and batch.images and batch.spectra:
             # Two views of each object that share no pixels: its images and its spectra. Bands of
@@ -417,11 +499,10 @@ class MultimodalModel(nn.Module):
             # are excluded from the loss through views_present.
             image_view = torch.where(views[:, :1], image_view, present)
             spectrum_view = torch.where(views[:, 1:], spectrum_view, present)
-            output.fused_images = self.fusion(flat_tokens, (~image_view).repeat_interleave(n_tokens, dim=1))
-            output.fused_spectra = self.fusion(
-                flat_tokens, (~spectrum_view).repeat_interleave(n_tokens, dim=1)
-            )
+            output.fused_images = self.fuse(tokens, image_view, padding)
+            output.fused_spectra = self.fuse(tokens, spectrum_view, padding)
             output.views_present = views
+        output.token_padding = padding
         if encoded["image"] is not None:
             output.image_reconstruction = encoded["image"][3]
         if encoded["spectrum"] is not None:
@@ -435,6 +516,30 @@ class MultimodalModel(nn.Module):
                     (rows[chosen],), weight[chosen]
                 )
         return output
+
+    @torch.no_grad()
+    def encode_images(self, batch) -> dict[str, Tensor]:
+        """Projected tokens ``(B, 1 + n_summary_tokens, D)`` of every image band of ``batch``.
+
+        Rows where a band is absent hold zeros. Feed them back as ``cached_image_tokens`` to
+        train what lies downstream of a frozen image encoder without encoding images again.
+        """
+        modalities, present = self._check_batch(batch)
+        out = {}
+        for band in batch.images:
+            col = modalities.index(band)
+            only = present.clone()
+            only[:, :] = False
+            only[:, col] = present[:, col]
+            tokens = torch.zeros(
+                len(present), 1 + self.config.n_summary_tokens, self.config.latent_dim, device=present.device
+            )
+            encoded = self._encode_kind("image", {band: batch.images[band]}, modalities, only, False, None)
+            if encoded is not None:
+                rows, _, projected, *_ = encoded
+                tokens[rows] = projected[:, : tokens.shape[1]].float()
+            out[band] = tokens
+        return out
 
     @torch.no_grad()
     def embed(self, batch) -> Tensor:

@@ -19,7 +19,13 @@ from torch import Tensor, nn
 from ..bands import SPECTRAL_MODES, get_spectral_mode
 from ._layers import PatchTokenEncoder, TransformerBlock, init_weights
 
-__all__ = ["SpectrumEncoder", "SpectrumDecoder", "SpectrumRefiner", "patchify_spectra"]
+__all__ = [
+    "SpectrumEncoder",
+    "SpectrumDecoder",
+    "SpectrumLineReader",
+    "SpectrumRefiner",
+    "patchify_spectra",
+]
 
 
 def patchify_spectra(spectra: Tensor, patch: int) -> Tensor:
@@ -256,3 +262,80 @@ class SpectrumRefiner(nn.Module):
         for conv in self.convs:
             x = F.gelu(conv(x))
         return spectrum + self.out(x)[:, 0]
+
+
+class SpectrumLineReader(nn.Module):
+    """Convolutional stem over spectrum patches with a readout that keeps their positions.
+
+    Redshift lives in where the lines and breaks fall on the wavelength grid. A transformer
+    that pools everything into a CLS token early learns the continuum shape first and reads
+    line positions poorly; this branch keeps them. Each patch of ``patch`` pixels (stretched
+    flux and weight) is embedded linearly, so the position of a line inside its patch is
+    kept; residual 1-D convolutions over the patch tokens let neighbouring patches see each
+    other (a line and its neighbours, a break); the readout reduces each token to a few
+    channels and maps the whole *ordered* sequence linearly to ``n_tokens`` output tokens,
+    so a feature at one wavelength and the same feature at another give different outputs.
+
+    Parameters
+    ----------
+    length, patch : int
+        Pixels of the model grid and per patch.
+    width : int
+        Channels of the convolutional stem.
+    depth : int
+        Residual convolution layers.
+    kernel : int
+        Odd kernel size of the convolutions, in patches.
+    readout_channels : int
+        Channels per patch kept for the readout.
+    n_tokens, out_width : int
+        Output tokens and their width.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.models import SpectrumLineReader
+    >>> reader = SpectrumLineReader(length=64, patch=16, width=32, depth=2, n_tokens=2, out_width=24)
+    >>> reader(torch.zeros(3, 64), torch.ones(3, 64)).shape
+    torch.Size([3, 2, 24])
+    """
+
+    def __init__(
+        self,
+        length: int = 512,
+        patch: int = 16,
+        width: int = 192,
+        depth: int = 3,
+        kernel: int = 5,
+        readout_channels: int = 16,
+        n_tokens: int = 2,
+        out_width: int = 192,
+    ) -> None:
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"line reader kernel must be a positive odd number, got {kernel}")
+        if length % patch:
+            raise ValueError(f"patch={patch} must divide length={length}")
+        self.patch = patch
+        self.n_tokens = n_tokens
+        self.out_width = out_width
+        self.embed = nn.Linear(2 * patch, width)
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(width, width, kernel, padding=kernel // 2) for _ in range(depth)
+        )
+        self.reduce = nn.Linear(width, readout_channels)
+        self.readout = nn.Linear((length // patch) * readout_channels, n_tokens * out_width)
+        self.out_norm = nn.LayerNorm(out_width)
+        self.apply(init_weights)
+
+    def forward(self, stretched: Tensor, weight: Tensor) -> Tensor:
+        """``(N, L)`` stretched flux and weight to ``(N, n_tokens, out_width)`` tokens."""
+        tokens = self.embed(
+            torch.cat([patchify_spectra(stretched, self.patch), patchify_spectra(weight, self.patch)], dim=-1)
+        )  # (N, P, width)
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            tokens = tokens + conv(F.gelu(norm(tokens)).transpose(1, 2)).transpose(1, 2)
+        reduced = self.reduce(F.gelu(tokens)).flatten(1)  # (N, P * readout_channels), ordered
+        out = self.readout(reduced).view(-1, self.n_tokens, self.out_width)
+        return self.out_norm(out)

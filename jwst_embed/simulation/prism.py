@@ -16,10 +16,16 @@ Noise
     Background-limited: S/N = 10 per resolution element for 132 nJy at 3 um in
     10 ks, sigma scaling as 1/sqrt(exposure). The wavelength dependence follows
     a smooth curve shaped like the JDox PRISM continuum sensitivity (best at
-    2-4 um, ~3x worse at 0.6 um and ~2x at 5.3 um; `SENSITIVITY_SHAPE`). Per
-    model pixel, ``sigma_pixel = sigma_resel * sqrt(n_pixels_per_resel)`` with
-    ``n = (lambda / R_nominal) / dlambda_pixel``. An optional source
-    photon-noise term can take a fraction of the variance at the reference flux.
+    2-4 um, ~3x worse at 0.6 um and ~2x at 5.3 um; `SENSITIVITY_SHAPE`).
+    ``noise="native"`` (the default) draws it as real spectra have it: on the
+    native PRISM pixels, with a sensitivity shape varied per object, outliers and
+    gaps, resampled onto the model grid by the package's own resampler, so that it
+    is correlated between model pixels (`jwst_embed.simulation.prism_noise`).
+    ``noise="white"`` draws independent noise per model pixel from the one fixed
+    curve, ``sigma_pixel = sigma_resel * sqrt(n_pixels_per_resel)`` with
+    ``n = (lambda / R_nominal) / dlambda_pixel``. An optional source photon-noise
+    term can take a fraction of the variance at the reference flux (added per
+    model pixel in both modes).
 
 Slit loss
     `slit_throughput` is the fraction of a PSF-convolved circular Sersic profile
@@ -37,6 +43,7 @@ import numpy as np
 import torch
 
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
+from jwst_embed.simulation.prism_noise import NATIVE_PIXELS_PER_RESEL, NativePixelNoise
 from jwst_embed.simulation.sed import SEDModel
 from jwst_embed.simulation.sps import StellarPopulationLibrary
 
@@ -261,12 +268,22 @@ class PrismInstrument:
     sharpening : float, optional
         Resolving-power factor for compact sources (1 = JDox nominal; ~1.3 for
         point sources).
+    compact_sharpening : float, optional
+        Resolving-power factor of a point source; when given, `observe` takes a
+        per-object ``compactness`` (0 = extended, ``sharpening``; 1 = point source,
+        ``compact_sharpening``) and interpolates between the two line spreads.
     bad_pixel_fraction : float, optional
-        Fraction of pixels flagged bad at random (masked, ivar 0, value 0); 0
-        disables it (then every mask is False). ~0.01 mimics real data.
+        Fraction of pixels flagged bad at random (masked, ivar 0, value 0): model
+        pixels with ``noise="white"`` (0 disables it, then every mask is False),
+        native pixels with ``noise="native"``.
     source_variance_fraction : float, optional
         Fraction of the variance at the reference point (132 nJy, 3 um) due to
         the source's own photon noise; 0 (default) is purely background-limited.
+    noise : {"native", "white"}, optional
+        How noise is drawn (see the module docstring).
+    noise_options : dict, optional
+        Keyword arguments of `~jwst_embed.simulation.prism_noise.NativePixelNoise`
+        (e.g. ``{"sensitivity_scatter": 1.0}`` for one fixed sensitivity shape).
     device : str or `torch.device`, optional
 
     Examples
@@ -287,8 +304,15 @@ class PrismInstrument:
         sharpening: float = 1.0,
         bad_pixel_fraction: float = 0.0,
         source_variance_fraction: float = 0.0,
+        noise: str = "native",
+        noise_options: dict | None = None,
         device: str | torch.device = "cpu",
+        compact_sharpening: float | None = None,
     ) -> None:
+        if noise not in ("native", "white"):
+            raise ValueError(f"noise must be 'native' or 'white', got {noise!r}")
+        if noise == "white" and noise_options:
+            raise ValueError("noise_options apply to noise='native' only")
         if not 0.0 <= bad_pixel_fraction < 1.0:
             raise ValueError(f"bad_pixel_fraction must be in [0, 1), got {bad_pixel_fraction}")
         if not 0.0 <= source_variance_fraction < 1.0:
@@ -307,6 +331,14 @@ class PrismInstrument:
         self.matrix_t = torch.as_tensor(
             matrix.T, dtype=torch.float32, device=self.device
         ).contiguous()
+        self.compact_matrix_t = None
+        if compact_sharpening is not None:
+            compact = line_spread_matrix(
+                np.asarray(input_edges_um, dtype=float), spectral_grid, compact_sharpening
+            )
+            self.compact_matrix_t = torch.as_tensor(
+                compact.T, dtype=torch.float32, device=self.device
+            ).contiguous()
         edges = _grid_edges_um(spectral_grid)
         wavelength = np.sqrt(edges[1:] * edges[:-1])
         # noise per resolution element at the reference exposure, then per pixel
@@ -324,6 +356,19 @@ class PrismInstrument:
             sigma_pixel**2, dtype=torch.float32, device=self.device
         )
         self.wavelength = torch.as_tensor(wavelength, dtype=torch.float32, device=self.device)
+        self.noise = noise
+        self.native_noise = None
+        if noise == "native":
+            shape_at_reference = _sensitivity_shape(np.array([REFERENCE_WAVELENGTH_UM]))[0]
+
+            def reference_sigma_native(native_wavelength):
+                shape = _sensitivity_shape(native_wavelength) / shape_at_reference
+                return sigma_ref * shape * math.sqrt(NATIVE_PIXELS_PER_RESEL)
+
+            options = {"bad_pixel_fraction": self.bad_pixel_fraction, **(noise_options or {})}
+            self.native_noise = NativePixelNoise(
+                reference_sigma_native, spectral_grid, device=self.device, **options
+            )
 
     def variance(self, flux: torch.Tensor, exposure_s: torch.Tensor) -> torch.Tensor:
         """(B, L) per-pixel variance in nJy^2 for slit-lossed ``flux`` (B, L) and exposures (B,) in s."""
@@ -340,6 +385,7 @@ class PrismInstrument:
         exposure_s: torch.Tensor,
         slit_throughput: torch.Tensor,
         generator: torch.Generator,
+        compactness: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Observe (B, L_in) f_nu SEDs in nJy.
 
@@ -353,6 +399,9 @@ class PrismInstrument:
             (B,) fraction of the light inside the shutter, 0-1.
         generator : `torch.Generator`
             Noise source (same device as ``sed``).
+        compactness : `torch.Tensor`, optional
+            (B,) 0-1, how point-like each source is (needs ``compact_sharpening``): the
+            line spread is interpolated between the extended and the point-source one.
 
         Returns
         -------
@@ -361,7 +410,28 @@ class PrismInstrument:
             noisy, ``"spectrum_ivar"`` (B, L) 1/nJy^2, ``"spectrum_mask"`` (B, L)
             bool, True = bad.
         """
-        noiseless = (sed @ self.matrix_t) * slit_throughput.to(sed.dtype).clamp(0.0, 1.0)[:, None]
+        noiseless = sed @ self.matrix_t
+        if compactness is not None:
+            if self.compact_matrix_t is None:
+                raise ValueError("compactness needs an instrument built with compact_sharpening")
+            weight = compactness.to(sed.dtype).clamp(0.0, 1.0)[:, None]
+            noiseless = torch.lerp(noiseless, sed @ self.compact_matrix_t, weight)
+        noiseless = noiseless * slit_throughput.to(sed.dtype).clamp(0.0, 1.0)[:, None]
+        if self.native_noise is not None:
+            time_factor = REFERENCE_EXPOSURE_S / exposure_s.to(noiseless.dtype)
+            background = time_factor * (1.0 - self.source_variance_fraction)
+            out = self.native_noise.draw(noiseless, background, generator)
+            if self.source_variance_fraction > 0:
+                # the source's photon noise, per model pixel, on top of the background
+                extra = self.reference_variance[None, :] * time_factor[:, None] * (
+                    self.source_variance_fraction * noiseless.clamp(min=0.0) / REFERENCE_FLUX_NJY
+                )
+                draw = torch.randn(noiseless.shape, generator=generator, device=noiseless.device)
+                good = ~out["spectrum_mask"]
+                out["spectrum"] = torch.where(good, out["spectrum"] + draw * extra.sqrt(), 0.0)
+                variance = 1.0 / out["spectrum_ivar"].clamp_min(1e-30) + extra
+                out["spectrum_ivar"] = torch.where(good, 1.0 / variance, 0.0)
+            return {"spectrum_noiseless": noiseless, **out}
         variance = self.variance(noiseless, exposure_s)
         noise = torch.randn(
             noiseless.shape, generator=generator, device=noiseless.device, dtype=noiseless.dtype
@@ -397,7 +467,7 @@ class SpectrumSimulator:
     bands : sequence of str, optional
         NIRCam bands of ``"band_flux"``.
     device : str or `torch.device`, optional
-    sharpening, bad_pixel_fraction, source_variance_fraction
+    sharpening, bad_pixel_fraction, source_variance_fraction, noise, noise_options
         Passed to `PrismInstrument`.
 
     Examples
@@ -422,6 +492,9 @@ class SpectrumSimulator:
         sharpening: float = 1.0,
         bad_pixel_fraction: float = 0.0,
         source_variance_fraction: float = 0.0,
+        noise: str = "native",
+        noise_options: dict | None = None,
+        compact_sharpening: float | None = 1.3,
     ) -> None:
         self.device = torch.device(device)
         self.sed_model = SEDModel(library, device=self.device)
@@ -441,7 +514,10 @@ class SpectrumSimulator:
             sharpening=sharpening,
             bad_pixel_fraction=bad_pixel_fraction,
             source_variance_fraction=source_variance_fraction,
+            noise=noise,
+            noise_options=noise_options,
             device=self.device,
+            compact_sharpening=compact_sharpening,
         )
         self.spectral_grid = spectral_grid
 
@@ -457,6 +533,8 @@ class SpectrumSimulator:
         slit_throughput: torch.Tensor,
         generator: torch.Generator,
         validate: bool = True,
+        compactness: torch.Tensor | None = None,
+        agn: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Simulate a batch of galaxies.
 
@@ -473,6 +551,11 @@ class SpectrumSimulator:
             for a given generator state on a given device.
         validate : bool, optional
             Check inputs (one host synchronisation; switch off in GPU hot loops).
+        compactness : `torch.Tensor`, optional
+            (B,) 0 (extended) to 1 (point source): sharper lines for compact sources
+            (see `PrismInstrument.observe`).
+        agn : dict of (B,) tensors, optional
+            Active nuclei (`~jwst_embed.simulation.agn.sample_agn_parameters`).
 
         Returns
         -------
@@ -501,9 +584,9 @@ class SpectrumSimulator:
                 raise ValueError("exposure_s must be finite and positive (seconds)")
             if not bool(((slit_throughput >= 0) & (slit_throughput <= 1)).all()):
                 raise ValueError("slit_throughput must lie within 0-1")
-        galaxy = self.sed_model.observed(params, validate=validate)
+        galaxy = self.sed_model.observed(params, validate=validate, agn=agn)
         sed = galaxy["sed"]
-        out = self.instrument.observe(sed, exposure_s, slit_throughput, generator)
+        out = self.instrument.observe(sed, exposure_s, slit_throughput, generator, compactness)
         out["band_flux"] = sed @ self.band_matrix_t
         out["log_sfr"] = galaxy["log_sfr"]
         out["log_mass"] = galaxy["log_mass"]

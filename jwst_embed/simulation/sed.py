@@ -284,7 +284,7 @@ class SEDModel:
             scale = surviving.new_ones(surviving.shape)
         return self._spectrum(params, weights, w_z, w_u, scale, surviving, sfr_per_formed)
 
-    def _spectrum(self, params, weights, w_z, w_u, scale, surviving, sfr_per_formed):
+    def _spectrum(self, params, weights, w_z, w_u, scale, surviving, sfr_per_formed, agn=None):
         lib = self.library
         dtype = lib.stellar.dtype
         weights = (weights * scale[:, None]).to(dtype)
@@ -309,6 +309,10 @@ class SEDModel:
         # energy balance: what dust absorbs comes out in the Draine & Li template
         absorbed = intrinsic - l_nu @ lib.absorbed_weight
         l_nu.addmm_(absorbed[:, None], lib.dust_emission[None, :])
+        if agn is not None:
+            from .agn import agn_rest_frame
+
+            l_nu = l_nu + agn_rest_frame(agn, lib, l_nu)
 
         # IGM: interpolate the transmission table in redshift (two rows per object)
         z = params["redshift"].to(dtype)
@@ -340,7 +344,7 @@ class SEDModel:
         return torch.lerp(padded.gather(1, index0), padded.gather(1, index1), frac)
 
     def observed(
-        self, params: dict[str, torch.Tensor], validate: bool = True
+        self, params: dict[str, torch.Tensor], validate: bool = True, agn: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
         """Observed-frame f_nu in nJy on `observed_wavelength`, with labels.
 
@@ -351,6 +355,9 @@ class SEDModel:
         validate : bool, optional
             Check the inputs (finite, redshift within `REDSHIFT_RANGE`). This costs
             one host synchronisation; switch it off in GPU hot loops.
+        agn : dict of (B,) tensors, optional
+            An active nucleus per object (`~jwst_embed.simulation.agn`), added to the
+            galaxy before the IGM.
 
         Returns
         -------
@@ -386,7 +393,7 @@ class SEDModel:
         log_area = _interp(z, self.cosmology_redshift, self.log_luminosity_area)
         log_scale = log_formed + torch.log10(1.0 + z) + math.log10(_NJY_PER_CGS) - log_area
         rest = self._spectrum(
-            params, weights, w_z, w_u, torch.pow(10.0, log_scale), surviving, sfr_per_formed
+            params, weights, w_z, w_u, torch.pow(10.0, log_scale), surviving, sfr_per_formed, agn
         )
         sed = self.redshift_to_observed(rest["l_nu"], z)
         sfr = sfr_per_formed * torch.pow(10.0, log_formed)
@@ -472,6 +479,7 @@ def sample_sed_parameters(
     log_mass: torch.Tensor,
     star_forming: torch.Tensor,
     generator: torch.Generator,
+    dusty_fraction: float = 0.1,
 ) -> dict[str, torch.Tensor]:
     """Draw SED parameters from simple priors given redshift, mass and activity.
 
@@ -484,7 +492,8 @@ def sample_sed_parameters(
     - ``log_u`` ~ N(-2.5 + 0.08 min(z, 10), 0.4), in [-4, -1];
     - ``dust_av`` exponential with mean 0.1-1.2 rising with mass
       (``0.25 + 0.45 (log M - 9)``) and falling with redshift ``/ (1 + 0.1 z)``,
-      capped at 3; ``dust_young_extra`` uniform 0-1.
+      capped at 3, except for a fraction ``dusty_fraction`` of dusty galaxies at every
+      redshift with ``dust_av`` uniform 1.5-4; ``dust_young_extra`` uniform 0-1.
 
     Quiescent galaxies:
 
@@ -504,6 +513,9 @@ def sample_sed_parameters(
         (B,) bool.
     generator : `torch.Generator`
         Source of randomness (on the same device as ``redshift``).
+    dusty_fraction : float, optional
+        Fraction of star-forming galaxies drawn as dusty (A_V 1.5-4) whatever their
+        redshift and mass: JWST finds them at every redshift.
 
     Returns
     -------
@@ -541,6 +553,8 @@ def sample_sed_parameters(
     sf_log_u = (-2.5 + 0.08 * z.clamp(max=10.0) + 0.4 * normal()).clamp(-4.0, -1.0)
     av_mean = (0.25 + 0.45 * (mass - 9.0)).clamp(0.1, 1.2) / (1.0 + 0.1 * z)
     sf_av = (av_mean * exponential()).clamp(max=3.0)
+    dusty = torch.rand(n, generator=g, device=device) < dusty_fraction
+    sf_av = torch.where(dusty, _uniform(g, n, 1.5, 4.0, device), sf_av)
     sf_extra = torch.rand(n, generator=g, device=device)
 
     # quiescent draws

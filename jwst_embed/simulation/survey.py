@@ -31,7 +31,7 @@ from ..preprocessing.spectra import DEFAULT_SPECTRAL_GRID, SpectralGrid
 __all__ = ["SurveyConfig", "MockSurvey", "SIMULATOR_VERSION", "batch_generator"]
 
 #: Version of the simulator; written into every mock file so results can be traced.
-SIMULATOR_VERSION = "0.1"
+SIMULATOR_VERSION = "0.2"
 
 # Library coverage: the SPS library and IGM table are built for these redshifts.
 _LIBRARY_Z_MIN, _LIBRARY_Z_MAX = 0.0, 20.0
@@ -58,6 +58,22 @@ class SurveyConfig:
         Range of PRISM exposure times, drawn log-uniformly per object.
     spectrum_fraction : float
         Fraction of objects that have a spectrum (the others only have images); 1 keeps all.
+    prism_noise : {"native", "white"}
+        PRISM noise as real spectra have it (drawn on native pixels with a per-object
+        sensitivity shape, outliers and gaps, then resampled: correlated) or independent per
+        model pixel from one fixed curve (the simulator before version 0.2).
+    prism_noise_options : dict
+        Keyword arguments of `~jwst_embed.simulation.prism_noise.NativePixelNoise`.
+    agn_fraction_low_z, agn_fraction_high_z : float
+        Fraction of objects hosting an active nucleus below z = 2 and above z = 4 (reddened
+        power law, broad lines, dense-gas Balmer break: Little Red Dots at high z;
+        `~jwst_embed.simulation.agn`); 0 and 0 switch nuclei off.
+    dusty_fraction : float
+        Fraction of star-forming galaxies with A_V 1.5-4 at any redshift.
+    compact_sharpening : float
+        PRISM resolving-power factor of point sources; objects are interpolated between 1
+        (half-light radius >= 0.3") and this value (<= 0.05"), since a compact source fills
+        less of the shutter than the uniform illumination of the JDox resolving power.
     image_grid, spectral_grid
         Model grids (from `jwst_embed.preprocessing`).
     """
@@ -73,6 +89,12 @@ class SurveyConfig:
     exposure_min_s: float = 3.0e3
     exposure_max_s: float = 1.0e5
     spectrum_fraction: float = 1.0
+    prism_noise: str = "native"
+    prism_noise_options: dict = field(default_factory=dict)
+    agn_fraction_low_z: float = 0.03
+    agn_fraction_high_z: float = 0.10
+    dusty_fraction: float = 0.1
+    compact_sharpening: float = 1.3
     image_grid: ImageGrid = field(default_factory=lambda: DEFAULT_IMAGE_GRID)
     spectral_grid: SpectralGrid = field(default_factory=lambda: DEFAULT_SPECTRAL_GRID)
 
@@ -96,6 +118,14 @@ class SurveyConfig:
             raise ValueError("SurveyConfig: need 0 < exposure_min_s <= exposure_max_s")
         if not (0.0 <= self.spectrum_fraction <= 1.0):
             raise ValueError(f"SurveyConfig: spectrum_fraction {self.spectrum_fraction} not in [0, 1]")
+        if self.prism_noise not in ("native", "white"):
+            raise ValueError(f"SurveyConfig: prism_noise must be 'native' or 'white', got {self.prism_noise!r}")
+        for name in ("agn_fraction_low_z", "agn_fraction_high_z", "dusty_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SurveyConfig: {name} {getattr(self, name)} not in [0, 1]")
+        if not 1.0 <= self.compact_sharpening <= 2.0:
+            raise ValueError(f"SurveyConfig: compact_sharpening {self.compact_sharpening} not in [1, 2]")
+        self.prism_noise_options = dict(self.prism_noise_options)
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dictionary (for file metadata and checkpoints)."""
@@ -186,6 +216,9 @@ class MockSurvey:
             spectral_grid=self.config.spectral_grid,
             bands=self.config.bands,
             device=self.device,
+            noise=self.config.prism_noise,
+            noise_options=self.config.prism_noise_options or None,
+            compact_sharpening=self.config.compact_sharpening,
         )
         self.image_renderer = (
             ImageRenderer(bands=self.config.bands, grid=self.config.image_grid, device=self.device)
@@ -255,6 +288,7 @@ class MockSurvey:
             ``"morphology"``, ``"star_forming"``, the structural parameters, ``"band_flux"``,
             ``"depth_ab"`` and ``"exposure_s"``.
         """
+        from .agn import sample_agn_parameters
         from .morphology import morphology_fractions, sample_structure
         from .prism import slit_throughput
         from .sed import sample_sed_parameters
@@ -273,15 +307,26 @@ class MockSurvey:
         probabilities = morphology_fractions(redshift, star_forming)
         morphology = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
         structure = sample_structure(morphology, log_mass, redshift, generator)
-        sed_parameters = sample_sed_parameters(redshift, log_mass, star_forming, generator)
+        sed_parameters = sample_sed_parameters(
+            redshift, log_mass, star_forming, generator, dusty_fraction=cfg.dusty_fraction
+        )
+        agn = None
+        if cfg.agn_fraction_low_z > 0 or cfg.agn_fraction_high_z > 0:
+            agn = sample_agn_parameters(
+                redshift, generator, cfg.agn_fraction_low_z, cfg.agn_fraction_high_z
+            )
 
         exposure_s = torch.exp(
             _uniform(n, math.log(cfg.exposure_min_s), math.log(cfg.exposure_max_s), generator, dev)
         )
-        throughput = slit_throughput(_effective_radius(structure), _effective_sersic_n(structure))
+        radius = _effective_radius(structure)
+        throughput = slit_throughput(radius, _effective_sersic_n(structure))
+        # 1 for a point source (r_e <= 0.05"), 0 from r_e = 0.3" up: sharper PRISM lines
+        compactness = ((0.3 - radius) / 0.25).clamp(0.0, 1.0)
         # Parameters come from our own priors: skip the per-call validation (it syncs with the GPU).
         spectra = self.spectrum_simulator.simulate(
-            sed_parameters, exposure_s, throughput, generator, validate=False
+            sed_parameters, exposure_s, throughput, generator, validate=False, compactness=compactness,
+            agn=agn,
         )
 
         out: dict[str, torch.Tensor] = {
@@ -300,6 +345,8 @@ class MockSurvey:
         for key, value in sed_parameters.items():
             if key not in ("redshift", "log_mass"):
                 out[f"sed_{key}"] = value
+        if agn is not None:
+            out.update(agn)
 
         if cfg.include_spectra:
             has_spectrum = torch.rand(n, generator=generator, device=dev) < cfg.spectrum_fraction

@@ -1,12 +1,10 @@
-"""Classical redshifts: chi-squared fitting of PRISM spectra with non-negative template sums.
+"""Redshifts by chi-squared fitting of PRISM spectra with non-negative template sums.
 
-The EAZY / msaexp approach, as a baseline for the learned embedding. A modest set of
-rest-frame templates is built once from the package's own stellar-population library with
-the simulator's SED model (`~jwst_embed.simulation.sed.SEDModel.rest_frame`: star-formation
-history, nebular continuum and lines, Calzetti dust); `DEFAULT_TEMPLATES` lists them:
-young star-forming populations with nebular emission at two metallicities, constant-ish
-star formation over 50 Myr-1 Gyr at three dust levels, and single-age populations of
-0.3-10 Gyr. For every trial redshift each template is
+The EAZY / msaexp approach. The rest-frame templates (`~jwst_embed.redshift.templates`) are
+galaxies from the package's own stellar-population library and the simulator's SED model, and
+analytic components for what that model does not make (AGN continua, broad and strong narrow
+lines with free ratios between groups, dense-gas Balmer breaks, damped Lyman-alpha). For every
+trial redshift (0-20) each template is
 
 1. attenuated by the Inoue (2014) IGM transmission at that redshift (the library's table,
    interpolated as the simulator does);
@@ -15,8 +13,9 @@ star formation over 50 Myr-1 Gyr at three dust levels, and single-age population
 3. broadened to the PRISM resolution and integrated over the model pixels
    (the matrix of `~jwst_embed.simulation.prism.PrismInstrument`);
 
-giving a cube (n_z, n_templates, L) computed once per fitter. A template is only allowed
-at redshifts where its oldest stars are younger than the Universe (Planck18).
+giving a cube (n_z, n_templates, L) computed once per fitter. A galaxy template is only allowed
+at redshifts where its oldest stars are younger than the Universe (Planck18); a component
+wherever it has flux on the grid.
 
 Each spectrum is then fitted at every trial redshift by the non-negative combination of the
 templates that minimises ``chi2 = sum ivar (f - sum_k c_k T_k)^2``, solved exactly on the
@@ -25,108 +24,42 @@ of a chunk and all redshifts at once). The best redshift is refined below the gr
 a parabola through the three lowest chi2 values; ``p(z) ~ exp(-chi2 / 2)`` (with chi2
 divided by ``max(1, chi2_min / dof)`` when ``rescale_chi2``, since no template set matches
 every galaxy: the usual stand-in for EAZY's template error) gives the 16th and 84th
-percentiles.
+percentiles. `TemplateFitter.chi2_at` evaluates chi2 at chosen (object, redshift) pairs only,
+which is what the joint network x template redshift (`~jwst_embed.redshift.joint`) uses.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
 
+from .templates import DEFAULT_TEMPLATES, ComponentTemplate, SEDTemplate, rest_frame_templates
+
 #: Local minima of the coarse chi2 curve refined on the full redshift grid.
 _N_MINIMA = 5
 
+#: Highest redshift of the fitter (the IGM table of the library reaches z = 20).
+Z_MAX = 20.0
+
 __all__ = [
-    "DEFAULT_TEMPLATES",
-    "SEDTemplate",
+    "Z_MAX",
     "TemplateFitter",
     "default_redshift_grid",
     "nnls_normal_equations",
 ]
 
 
-@dataclass(frozen=True)
-class SEDTemplate:
-    """One rest-frame template, as parameters of the simulator's SED model.
-
-    Parameters
-    ----------
-    name : str
-        Short label.
-    sfh_age_gyr : float
-        Start of star formation (lookback, Gyr); also the age of the oldest stars,
-        which sets the highest redshift at which the template is allowed.
-    sfh_tau_gyr : float
-        Delayed-tau timescale; large values give a nearly constant (rising) history.
-    burst_fraction, burst_age_gyr : float
-        A single-age burst; ``burst_fraction=1`` makes a simple stellar population.
-    log_metallicity : float
-        log10 Z/Zsun.
-    log_u : float
-        log10 ionisation parameter of the nebular emission (stars younger than 10 Myr).
-    dust_av : float
-        Calzetti (2000) V-band attenuation, mag.
-    dust_young_extra : float
-        Extra attenuation of stars younger than 10 Myr (and their nebular emission):
-        ``dust_av * (1 + dust_young_extra)``.
-    """
-
-    name: str
-    sfh_age_gyr: float
-    sfh_tau_gyr: float = 100.0
-    burst_fraction: float = 0.0
-    burst_age_gyr: float = 0.0
-    log_metallicity: float = -0.3
-    log_u: float = -2.5
-    dust_av: float = 0.0
-    dust_young_extra: float = 0.0
-
-    @property
-    def oldest_age_gyr(self) -> float:
-        """Age of the oldest stars in the template (Gyr)."""
-        return max(self.sfh_age_gyr, self.burst_age_gyr if self.burst_fraction > 0 else 0.0)
-
-
-#: The default template set (16 templates): what the mock survey's priors span, coarsely.
-DEFAULT_TEMPLATES: tuple[SEDTemplate, ...] = (
-    # birth-cloud dominated: strong nebular lines and continuum, low and moderate metallicity
-    SEDTemplate("sf_10myr_lowz", 0.01, log_metallicity=-1.0, log_u=-2.0),
-    SEDTemplate("sf_10myr", 0.01, log_metallicity=-0.4, log_u=-3.0),
-    # roughly constant star formation of increasing duration
-    SEDTemplate("sf_50myr", 0.05, log_metallicity=-0.7, log_u=-2.3),
-    SEDTemplate("sf_200myr", 0.2, log_metallicity=-0.5, log_u=-2.5),
-    SEDTemplate("sf_1gyr", 1.0, log_metallicity=-0.3, log_u=-2.5),
-    # dusty star formation
-    SEDTemplate("sf_200myr_av1", 0.2, log_metallicity=-0.3, dust_av=1.0),
-    SEDTemplate("sf_1gyr_av1", 1.0, log_metallicity=-0.2, dust_av=1.0),
-    SEDTemplate("sf_1gyr_av2.5", 1.0, log_metallicity=0.0, dust_av=2.5),
-    SEDTemplate(
-        "sf_300myr_av3", 0.3, log_metallicity=-0.3, log_u=-2.0, dust_av=3.0, dust_young_extra=0.5
-    ),
-    # single-age populations: post-starburst to old quiescent
-    SEDTemplate("ssp_300myr", 0.3, burst_fraction=1.0, burst_age_gyr=0.3, log_metallicity=-0.3),
-    SEDTemplate("ssp_1gyr", 1.0, burst_fraction=1.0, burst_age_gyr=1.0, log_metallicity=0.0),
-    SEDTemplate("ssp_3gyr", 3.0, burst_fraction=1.0, burst_age_gyr=3.0, log_metallicity=0.0),
-    SEDTemplate("ssp_10gyr", 10.0, burst_fraction=1.0, burst_age_gyr=10.0, log_metallicity=0.1),
-    SEDTemplate("ssp_1gyr_av1", 1.0, burst_fraction=1.0, burst_age_gyr=1.0, dust_av=1.0),
-    # old metal-poor populations (declining histories of low-mass galaxies)
-    SEDTemplate("ssp_1gyr_lowz", 1.0, burst_fraction=1.0, burst_age_gyr=1.0, log_metallicity=-0.8),
-    SEDTemplate("ssp_3gyr_lowz", 3.0, burst_fraction=1.0, burst_age_gyr=3.0, log_metallicity=-0.8),
-)
-
-
-def default_redshift_grid(z_max: float = 15.0, n: int = 800) -> np.ndarray:
+def default_redshift_grid(z_max: float = Z_MAX, n: int = 880) -> np.ndarray:
     """Trial redshifts uniform in log(1 + z) from 0 to ``z_max``.
 
     Parameters
     ----------
     z_max : float, optional
-        Highest redshift (at most 15.5, the SED model's range).
+        Highest redshift (at most 20, the IGM table's range).
     n : int, optional
         Number of redshifts (at least 3).
 
@@ -141,8 +74,8 @@ def default_redshift_grid(z_max: float = 15.0, n: int = 800) -> np.ndarray:
     >>> float(z[0]), round(float(z[-1]), 6), round(float(np.log1p(z[1]) - np.log1p(z[0])), 6)
     (0.0, 15.0, 0.003466)
     """
-    if not 0 < z_max <= 15.5:
-        raise ValueError(f"z_max must lie in (0, 15.5], got {z_max}")
+    if not 0 < z_max <= Z_MAX:
+        raise ValueError(f"z_max must lie in (0, {Z_MAX:g}], got {z_max}")
     if int(n) < 3:
         raise ValueError(f"the redshift grid needs at least 3 points, got {n}")
     return np.expm1(np.linspace(0.0, math.log1p(z_max), int(n)))
@@ -200,45 +133,67 @@ def nnls_normal_equations(
     tol = 1e-12 * scale
     x = torch.zeros_like(rhs)
     passive = torch.zeros_like(allowed)
+    ridge = ridge if ridge.shape[0] == n_batch else ridge.expand(n_batch, -1, -1)
 
     def restricted_solve(g, b, p):
         both = p[:, :, None] & p[:, None, :]
         g_p = torch.where(both, g, eye[None])
         b_p = torch.where(p, b, torch.zeros_like(b))
-        # solve_ex: a (rare) singular system gives a flagged garbage row instead of an exception
-        solution, _ = torch.linalg.solve_ex(g_p, b_p)
+        # Cholesky of the (positive definite, ridged) restricted Gram matrix; a (rare) failed
+        # factorisation falls back to LU, and a singular one gives a flagged zero row.
+        factor, info = torch.linalg.cholesky_ex(g_p)
+        solution = torch.cholesky_solve(b_p[:, :, None], factor)[:, :, 0]
+        failed = info != 0
+        if bool(failed.any()):
+            solution[failed] = torch.linalg.solve_ex(g_p[failed], b_p[failed])[0]
         return torch.where(p, torch.nan_to_num(solution), torch.zeros_like(solution))
 
+    # Problems that satisfy the optimality conditions leave the working set for good, so late
+    # iterations (a few objects with many active templates) cost little.
+    live = torch.arange(n_batch, device=rhs.device)
+    g_live, b_live, allowed_live = gram + ridge, rhs, allowed
+    x_live, passive_live, tol_live = x, passive, tol
     for _ in range(max_iter):
-        gradient = rhs - (gram @ x[:, :, None])[:, :, 0]  # minus the gradient of the objective
-        candidates = ~passive & allowed & (gradient > tol[:, None])
-        rows = candidates.any(dim=1).nonzero()[:, 0]
-        if rows.numel() == 0:
+        gradient = b_live - (g_live @ x_live[:, :, None])[:, :, 0]  # minus the objective's gradient
+        candidates = ~passive_live & allowed_live & (gradient > tol_live[:, None])
+        has = candidates.any(dim=1)
+        if not bool(has.all()):
+            x[live[~has]] = x_live[~has]
+            live, g_live, b_live, allowed_live = live[has], g_live[has], b_live[has], allowed_live[has]
+            x_live, passive_live, tol_live = x_live[has], passive_live[has], tol_live[has]
+            candidates, gradient = candidates[has], gradient[has]
+        if live.numel() == 0:
             break
-        g, b = gram[rows], rhs[rows]
-        g = g + ridge[rows]
-        p, xi = passive[rows].clone(), x[rows]
-        best = torch.where(candidates[rows], gradient[rows], -torch.inf).argmax(dim=1)
-        p[torch.arange(rows.numel(), device=p.device), best] = True
+        p, xi = passive_live.clone(), x_live.clone()
+        best = torch.where(candidates, gradient, -torch.inf).argmax(dim=1)
+        p[torch.arange(live.numel(), device=p.device), best] = True
+        # inner loop: only the problems whose solution left the feasible set are solved again
+        active = torch.arange(live.numel(), device=p.device)
+        s = restricted_solve(g_live, b_live, p)
         for _ in range(n_var + 1):
-            s = restricted_solve(g, b, p)
-            infeasible = p & (s <= 0)
+            infeasible = p[active] & (s <= 0)
             need = infeasible.any(dim=1)
+            xi[active[~need]] = s[~need]
             if not bool(need.any()):
-                xi = s
+                active = active[:0]
                 break
-            # step from xi towards s until the first passive variable hits zero
-            step = xi - s
-            ratio = torch.where(infeasible & (step > 0), xi / step.clamp(min=1e-300), torch.inf)
+            active, s, infeasible = active[need], s[need], infeasible[need]
+            x_a, p_a = xi[active], p[active]
+            # step from x_a towards s until the first passive variable hits zero
+            step = x_a - s
+            ratio = torch.where(infeasible & (step > 0), x_a / step.clamp(min=1e-300), torch.inf)
             alpha = ratio.amin(dim=1).clamp(0.0, 1.0)
             alpha = torch.where(torch.isfinite(alpha), alpha, torch.zeros_like(alpha))
-            xi = torch.where(need[:, None], xi + alpha[:, None] * (s - xi), s)
-            p = p & ~(need[:, None] & (xi <= 1e-12 * xi.abs().amax(dim=1, keepdim=True)))
-            xi = torch.where(p, xi, torch.zeros_like(xi))
-        else:
-            xi = torch.where(p, s.clamp(min=0), torch.zeros_like(s))
-        x[rows] = xi.clamp(min=0)
-        passive[rows] = p & (xi > 0)
+            x_a = x_a + alpha[:, None] * (s - x_a)
+            p_a = p_a & ~(x_a <= 1e-12 * x_a.abs().amax(dim=1, keepdim=True))
+            xi[active] = torch.where(p_a, x_a, torch.zeros_like(x_a))
+            p[active] = p_a
+            s = restricted_solve(g_live[active], b_live[active], p_a)
+        if active.numel():
+            xi[active] = torch.where(p[active], s.clamp(min=0), torch.zeros_like(s))
+        x_live = xi.clamp(min=0)
+        passive_live = p & (x_live > 0)
+    x[live] = x_live
     return x
 
 
@@ -248,10 +203,13 @@ class TemplateFitter:
     Parameters
     ----------
     z_grid : array-like, optional
-        Trial redshifts (increasing, 0-15.5); default `default_redshift_grid` (800 values
-        uniform in log(1 + z) over 0-15).
-    templates : "default" or sequence of `SEDTemplate`, optional
-        Rest-frame templates; default `DEFAULT_TEMPLATES`.
+        Trial redshifts (increasing, 0-20); default `default_redshift_grid` (880 values
+        uniform in log(1 + z) over 0-20, a step of 0.0035 in ln(1 + z)).
+    templates : "default", "galaxies" or sequence of templates, optional
+        Rest-frame templates (`~jwst_embed.redshift.SEDTemplate`,
+        `~jwst_embed.redshift.ComponentTemplate`); default
+        `~jwst_embed.redshift.DEFAULT_TEMPLATES`, ``"galaxies"`` the 16 galaxy templates only
+        (`~jwst_embed.redshift.GALAXY_TEMPLATES`, the set before AGN and line components).
     spectral_grid : `~jwst_embed.preprocessing.SpectralGrid`, optional
         Model grid of the spectra to fit (512 pixels over 0.6-5.3 um by default).
     sharpening : float, optional
@@ -304,19 +262,22 @@ class TemplateFitter:
             )
         if not np.all(np.isfinite(z_grid)) or np.any(np.diff(z_grid) <= 0):
             raise ValueError("z_grid must be finite and strictly increasing")
-        if z_grid[0] < 0 or z_grid[-1] > 15.5:
+        if z_grid[0] < 0 or z_grid[-1] > Z_MAX:
             raise ValueError(
-                f"z_grid must lie within 0-15.5 (the SED model's range), got {z_grid[0]}-{z_grid[-1]}"
+                f"z_grid must lie within 0-{Z_MAX:g} (the IGM table's range), got {z_grid[0]}-{z_grid[-1]}"
             )
         if isinstance(templates, str):
-            if templates != "default":
+            from .templates import GALAXY_TEMPLATES
+
+            named = {"default": DEFAULT_TEMPLATES, "galaxies": GALAXY_TEMPLATES}
+            if templates not in named:
                 raise ValueError(
-                    f"templates must be 'default' or a sequence of SEDTemplate, got {templates!r}"
+                    f"templates must be 'default', 'galaxies' or a sequence of templates, got {templates!r}"
                 )
-            templates = DEFAULT_TEMPLATES
+            templates = named[templates]
         templates = tuple(templates)
-        if not templates or not all(isinstance(t, SEDTemplate) for t in templates):
-            raise TypeError("templates must be a non-empty sequence of SEDTemplate")
+        if not templates or not all(isinstance(t, SEDTemplate | ComponentTemplate) for t in templates):
+            raise TypeError("templates must be a non-empty sequence of SEDTemplate or ComponentTemplate")
         if int(refine) < 1:
             raise ValueError(f"refine must be a positive integer, got {refine}")
         if int(chunk_size) < 1:
@@ -329,7 +290,6 @@ class TemplateFitter:
         self.chunk_size = int(chunk_size)
         self.refine = int(refine)
         self.template_cube, self.allowed = self._build_cube(library)
-        self._pair_products = None
 
     # -- templates -------------------------------------------------------------------
     def _build_cube(self, library) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,24 +300,7 @@ class TemplateFitter:
         library = load_library() if library is None else library.to("cpu")
         model = SEDModel(library)
         n_t = len(self.templates)
-
-        def column(name):
-            return torch.tensor([float(getattr(t, name)) for t in self.templates])
-
-        params = {
-            "redshift": torch.zeros(n_t),  # IGM is applied per trial redshift below
-            "log_mass": torch.zeros(n_t),
-            "sfh_tau_gyr": column("sfh_tau_gyr"),
-            "sfh_age_gyr": column("sfh_age_gyr"),
-            "burst_fraction": column("burst_fraction"),
-            "burst_age_gyr": column("burst_age_gyr"),
-            "quench_age_gyr": torch.zeros(n_t),
-            "log_metallicity": column("log_metallicity"),
-            "log_u": column("log_u"),
-            "dust_av": column("dust_av"),
-            "dust_young_extra": column("dust_young_extra"),
-        }
-        rest = model.rest_frame(params)["l_nu"].double()  # (T, L_rest)
+        rest = rest_frame_templates(self.templates, library)  # (T, L_rest); IGM per z below
 
         z = torch.as_tensor(self.z_grid, dtype=torch.float64)
         # Inoue (2014) IGM: the library's table, linearly interpolated in z as SEDModel does
@@ -372,7 +315,7 @@ class TemplateFitter:
         step = library.log_wavelength_step
         centres = library.observed_wavelength.double().numpy()
         edges = np.concatenate([centres * math.exp(-step / 2), centres[-1:] * math.exp(step / 2)])
-        instrument = PrismInstrument(edges, self.spectral_grid, sharpening=self.sharpening)
+        instrument = PrismInstrument(edges, self.spectral_grid, sharpening=self.sharpening, noise="white")
         lsf_t = instrument.matrix_t.double()  # (L_obs, L)
 
         cube = torch.empty(z.numel(), n_t, self.spectral_grid.n_pixels, dtype=torch.float64)
@@ -384,13 +327,43 @@ class TemplateFitter:
                 shifted.reshape(-1, rest.shape[1]), zs.repeat_interleave(n_t)
             )
             cube[start : start + 64] = (observed @ lsf_t).reshape(zs.numel(), n_t, -1)
+        oldest = torch.tensor([t.oldest_age_gyr for t in self.templates], dtype=torch.float64)
         norm = cube.mean(dim=2, keepdim=True)
-        allowed = (norm[:, :, 0] > 0) & (
-            column("oldest_age_gyr").double()[None, :]
-            <= age_of_universe(z)[:, None].double() + 1e-6
+        # a template with (almost) no flux on the grid at this z (a line outside it) is not allowed
+        has_flux = cube.abs().amax(dim=2) > 0
+        allowed = (norm[:, :, 0] > 0) & has_flux & (
+            oldest[None, :] <= age_of_universe(z)[:, None].double() + 1e-6
         )
         cube = torch.where(norm > 0, cube / norm.clamp(min=1e-300), torch.zeros_like(cube))
         return cube, allowed
+
+    def subset(self, names) -> TemplateFitter:
+        """A fitter with some of this one's templates, sharing its cube (no rebuild).
+
+        Parameters
+        ----------
+        names : sequence of str
+            Template names, a subset of `template_names`.
+
+        Returns
+        -------
+        fitter : `TemplateFitter`
+
+        Raises
+        ------
+        ValueError
+            If a name is not one of this fitter's templates.
+        """
+        unknown = [name for name in names if name not in self.template_names]
+        if unknown:
+            raise ValueError(f"unknown templates {unknown}; this fitter has {list(self.template_names)}")
+        index = [self.template_names.index(name) for name in names]
+        other = object.__new__(TemplateFitter)
+        other.__dict__.update(self.__dict__)
+        other.templates = tuple(self.templates[i] for i in index)
+        other.template_cube = self.template_cube[:, index].contiguous()
+        other.allowed = self.allowed[:, index].contiguous()
+        return other
 
     @property
     def template_names(self) -> tuple[str, ...]:
@@ -401,25 +374,21 @@ class TemplateFitter:
         n_z = self.z_grid.size
         return torch.unique(torch.cat([torch.arange(0, n_z, self.refine), torch.tensor([n_z - 1])]))
 
-    def _pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n_z, n_pairs, L) products T_i T_j (i <= j), coarse redshifts first, and the row of each z.
+    def _coarse_grams(self, zi: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:
+        """(n, len(zi), T, T) Gram matrices ``A^T W A`` of n spectra at redshift indices ``zi``.
 
-        One matrix product of these with ivar gives every Gram matrix ``A^T W A``.
+        Pairwise template products T_i T_j (i <= j) of a few redshifts at a time make one matrix
+        product with all the inverse variances; they are not kept (n_pairs x L per redshift).
         """
-        key = self.refine
-        if self._pair_products is None or self._pair_products[0] != key:
-            n_z, n_t, _ = self.template_cube.shape
-            i, j = torch.triu_indices(n_t, n_t)
-            coarse = self._coarse_indices()
-            rest = torch.ones(n_z, dtype=torch.bool)
-            rest[coarse] = False
-            order = torch.cat([coarse, rest.nonzero()[:, 0]])
-            row_of_z = torch.empty(n_z, dtype=torch.long)
-            row_of_z[order] = torch.arange(n_z)
-            cube = self.template_cube[order]
-            products = (cube[:, i, :] * cube[:, j, :]).contiguous()
-            self._pair_products = (key, products, row_of_z)
-        return self._pair_products[1], self._pair_products[2]
+        n_t = self.template_cube.shape[1]
+        i, j = torch.triu_indices(n_t, n_t)
+        uppers = []
+        for start in range(0, zi.numel(), 16):
+            cube = self.template_cube[zi[start : start + 16]]
+            products = cube[:, i, :] * cube[:, j, :]  # (z, pairs, L)
+            uppers.append(products.reshape(-1, products.shape[-1]) @ ivar.T)  # (z * pairs, n)
+        upper = torch.cat(uppers).reshape(zi.numel(), i.numel(), -1).permute(2, 0, 1)
+        return self._gram(upper)
 
     def _gram(self, upper: torch.Tensor) -> torch.Tensor:
         """(..., n_pairs) upper triangles -> (..., n_t, n_t) symmetric matrices."""
@@ -431,6 +400,25 @@ class TemplateFitter:
         return gram
 
     # -- fitting ---------------------------------------------------------------------
+    def _solve(self, gram, rhs, total, zi) -> torch.Tensor:
+        """chi2 of the best non-negative template sum for each (Gram, rhs, f^T W f, z index)."""
+        coeff = nnls_normal_equations(gram, rhs, self.allowed[zi])
+        model_term = ((gram @ coeff[:, :, None])[:, :, 0] * coeff).sum(-1)  # c^T G c
+        return (total - 2.0 * (coeff * rhs).sum(-1) + model_term).clamp(min=0.0)
+
+    def _chi2_pairs(self, flux: torch.Tensor, ivar: torch.Tensor, obj: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
+        """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair."""
+        out = torch.empty(obj.numel(), dtype=torch.float64)
+        weighted = ivar * flux
+        total = (weighted * flux).sum(dim=1)
+        for start in range(0, obj.numel(), 512):
+            o, z = obj[start : start + 512], zi[start : start + 512]
+            templates = self.template_cube[z]  # (P, T, L)
+            gram = (templates * ivar[o][:, None, :]) @ templates.transpose(1, 2)
+            rhs = (templates @ weighted[o][:, :, None])[:, :, 0]
+            out[start : start + 512] = self._solve(gram, rhs, total[o], z)
+        return out
+
     def _chi2_chunk(self, flux: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:
         """(n, n_z) minimum chi2 over non-negative template sums at each trial redshift.
 
@@ -438,27 +426,19 @@ class TemplateFitter:
         then on the full grid within ``2 refine`` steps of the five lowest coarse minima;
         the remaining redshifts get chi2 interpolated linearly in grid index.
         """
-        products, row_of_z = self._pairs()
-        n_z, n_pairs, n_pix = products.shape
-        n_t = self.template_cube.shape[1]
+        n_z, n_t = self.template_cube.shape[:2]
         n = flux.shape[0]
         weighted = ivar * flux
-        rhs = torch.einsum("ztl,nl->nzt", self.template_cube, weighted)  # (n, n_z, T) A^T W f
         total = (weighted * flux).sum(dim=1)  # f^T W f
         coarse = self._coarse_indices()
         n_coarse = coarse.numel()
 
-        def chi2_of(gram, b, obj, zi):
-            coeff = nnls_normal_equations(gram, b, self.allowed[zi])
-            model_term = ((gram @ coeff[:, :, None])[:, :, 0] * coeff).sum(-1)  # c^T G c
-            return (total[obj] - 2.0 * (coeff * b).sum(-1) + model_term).clamp(min=0.0)
-
-        # coarse redshifts: their products are the first n_coarse rows, one matrix product
-        upper = (products[:n_coarse].reshape(-1, n_pix) @ ivar.T).reshape(n_coarse, n_pairs, n)
-        gram = self._gram(upper.permute(2, 0, 1)).reshape(n * n_coarse, n_t, n_t)
+        # coarse redshifts: matrix products with all the spectra at once give their Gram matrices
+        gram = self._coarse_grams(coarse, ivar).reshape(n * n_coarse, n_t, n_t)
+        rhs = torch.einsum("ztl,nl->nzt", self.template_cube[coarse], weighted).reshape(n * n_coarse, n_t)
         obj = torch.arange(n).repeat_interleave(n_coarse)
         zi = coarse.repeat(n)
-        chi2_coarse = chi2_of(gram, rhs[obj, zi], obj, zi).reshape(n, n_coarse)
+        chi2_coarse = self._solve(gram, rhs, total[obj], zi).reshape(n, n_coarse)
         if n_coarse == n_z:
             return chi2_coarse
 
@@ -479,13 +459,7 @@ class TemplateFitter:
         chi2[:, coarse] = chi2_coarse
         obj_fine, z_fine = fine.nonzero(as_tuple=True)
         if obj_fine.numel():
-            # per object: only its own fine redshifts' products enter the Gram matrices
-            upper = torch.cat(
-                [products[row_of_z[z_fine[obj_fine == o]]] @ ivar[o] for o in range(n)]
-            )
-            chi2[obj_fine, z_fine] = chi2_of(
-                self._gram(upper), rhs[obj_fine, z_fine], obj_fine, z_fine
-            )
+            chi2[obj_fine, z_fine] = self._chi2_pairs(flux, ivar, obj_fine, z_fine)
         known = fine.numpy().copy()
         known[:, coarse.numpy()] = True
         index = np.arange(n_z)
@@ -530,11 +504,7 @@ class TemplateFitter:
         from astropy.table import MaskedColumn, Table
         from tqdm.auto import tqdm
 
-        flux, ivar_t, mask_t = self._validate(flux_njy, ivar, mask)
-        good = ~mask_t & torch.isfinite(flux) & torch.isfinite(ivar_t) & (ivar_t > 0)
-        weight = torch.where(good, ivar_t, torch.zeros_like(ivar_t))
-        flux = torch.where(good, flux, torch.zeros_like(flux))
-        n_pixels = good.sum(dim=1)
+        flux, weight, n_pixels = self._prepare(flux_njy, ivar, mask)
         n_obj, n_z = flux.shape[0], self.z_grid.size
         chi2 = torch.empty(n_obj, n_z, dtype=torch.float64)
         starts = range(0, n_obj, self.chunk_size)
@@ -558,6 +528,50 @@ class TemplateFitter:
         table.meta["z_grid"] = self.z_grid.copy()
         table.meta["templates"] = list(self.template_names)
         return table
+
+    def _prepare(self, flux_njy, ivar, mask):
+        """Validated float64 flux and weight (0 on bad pixels) and the good pixels per object."""
+        flux, ivar_t, mask_t = self._validate(flux_njy, ivar, mask)
+        good = ~mask_t & torch.isfinite(flux) & torch.isfinite(ivar_t) & (ivar_t > 0)
+        weight = torch.where(good, ivar_t, torch.zeros_like(ivar_t))
+        flux = torch.where(good, flux, torch.zeros_like(flux))
+        return flux, weight, good.sum(dim=1)
+
+    def chi2_at(self, flux_njy, ivar, mask, evaluate) -> np.ndarray:
+        """chi2 of the best non-negative template sum at chosen redshifts of each spectrum.
+
+        Parameters
+        ----------
+        flux_njy, ivar, mask
+            As for `fit`.
+        evaluate : array-like of bool
+            (N, n_z): True where chi2 is wanted (indices into `z_grid`).
+
+        Returns
+        -------
+        chi2 : `numpy.ndarray`
+            (N, n_z) float64; ``inf`` where not evaluated.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not fit the grid or ``evaluate`` is not (N, n_z).
+
+        Examples
+        --------
+        >>> chi2 = fitter.chi2_at(flux_njy, ivar, mask, evaluate)  # doctest: +SKIP
+        """
+        flux, weight, _ = self._prepare(flux_njy, ivar, mask)
+        evaluate = torch.as_tensor(np.asarray(evaluate, dtype=bool))
+        if tuple(evaluate.shape) != (flux.shape[0], self.z_grid.size):
+            raise ValueError(
+                f"evaluate must be (N, n_z) = ({flux.shape[0]}, {self.z_grid.size}), got {tuple(evaluate.shape)}"
+            )
+        chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
+        obj, zi = evaluate.nonzero(as_tuple=True)
+        if obj.numel():
+            chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi)
+        return chi2.numpy()
 
     def fit_spectra(self, spectra, progress: bool = True):
         """Fit `~specutils.Spectrum` objects after resampling them onto the model grid.

@@ -1,0 +1,130 @@
+"""Train default model v4: v3 with a spectrum line reader, its fusion, heads and decoder retrained.
+
+v3's image encoder, spectrum transformer and their projections are kept (frozen). Added: a
+`~jwst_embed.models.SpectrumLineReader` whose position-keeping tokens join the spectrum's tokens
+in the fusion, and a redshift head with 512 bins. Trained with the library's
+`jwst_embed.training.downstream` on the mock survey (native-pixel PRISM noise, active nuclei and
+dusty galaxies in the prior):
+
+1. the line reader alone with a redshift head on its own tokens (``--line-reader-steps``);
+2. a pool of ``--pool`` mock galaxies whose four NIRCam bands are encoded once by v3's image
+   encoder (seed 424242), then the line reader, fusion, heads and decoder on it for ``--steps``
+   steps, spectra re-noised every step, validated on 2,000 other pool galaxies (seed 424243).
+
+Writes ``OUT/model.pt`` (float16, the shipped file), ``OUT/history.json`` and
+``OUT/phase1.pt`` / ``OUT/pool.pt`` / ``OUT/validation_pool.pt`` (re-used when the script is run
+again). Prints one JSON object as the last line. Runs on a CPU (about an hour on two cores with
+the defaults) or a GPU (``--device cuda``).
+
+    python benchmarks/train_default_v4.py --out runs/default_v4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from jwst_embed.models import ModelConfig, MultimodalModel
+from jwst_embed.simulation import MockSurvey, SurveyConfig
+from jwst_embed.training.checkpoint import load_model, save_model
+from jwst_embed.training.downstream import (
+    DownstreamConfig,
+    TokenPool,
+    build_token_pool,
+    evaluate_pool,
+    train_downstream,
+    train_line_reader,
+)
+
+V3 = Path(__file__).resolve().parents[1] / "jwst_embed" / "data" / "jwst_embed-default-v3.pt"
+V4_FIELDS = dict(line_reader_depth=3, line_tokens=2, line_reader_weight="mask", redshift_bins=512,
+                 redshift_label_sigma=0.008)  # fmt: skip
+POOL_SEED, VALIDATION_SEED = 424242, 424243
+
+
+def v4_from_v3(path: Path) -> MultimodalModel:
+    """v3's weights in a model with a line reader and a 512-bin redshift head (both new)."""
+    v3 = load_model(path)
+    v3 = v3[0] if isinstance(v3, tuple) else v3
+    config = ModelConfig.from_dict({**v3.config.to_dict(), **V4_FIELDS})
+    model = MultimodalModel(config)
+    state = v3.float().state_dict()
+    own = model.state_dict()
+    kept = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape
+            and not key.startswith("heads.redshift.")}  # fmt: skip
+    missing = model.load_state_dict(kept, strict=False).missing_keys
+    new = sorted({key.split(".")[0] + ("." + key.split(".")[1] if key.startswith("heads") else "") for key in missing})
+    print(f"from v3: {len(kept)} tensors kept; new: {new}")
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/default_v4"))
+    parser.add_argument("--init", type=Path, default=V3, help="the v3 model file")
+    parser.add_argument("--line-reader-steps", type=int, default=6000)
+    parser.add_argument("--pool", type=int, default=30000)
+    parser.add_argument("--validation", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    config = DownstreamConfig(line_reader_steps=args.line_reader_steps, steps=args.steps, batch_size=args.batch_size)
+    timings = {}
+
+    phase1 = args.out / "phase1.pt"
+    if phase1.exists():
+        model = load_model(phase1)
+        model = model[0] if isinstance(model, tuple) else model
+        history1 = json.loads((args.out / "history_phase1.json").read_text())
+    else:
+        model = v4_from_v3(args.init)
+        start = time.perf_counter()
+        spectra_only = MockSurvey(SurveyConfig(bands=()), device=device)
+        history1 = train_line_reader(model.to(device), spectra_only, config, progress=args.progress)
+        timings["line_reader_s"] = round(time.perf_counter() - start, 1)
+        save_model(phase1, model.cpu(), {"phase": 1, "steps": args.line_reader_steps})
+        (args.out / "history_phase1.json").write_text(json.dumps(history1))
+    model = model.to(device)
+
+    survey = MockSurvey(SurveyConfig(), device=device)
+    pools = {}
+    for name, size, seed in (("pool", args.pool, POOL_SEED), ("validation_pool", args.validation, VALIDATION_SEED)):
+        path = args.out / f"{name}.pt"
+        if path.exists():
+            pools[name] = TokenPool.load(path)
+            continue
+        start = time.perf_counter()
+        pools[name] = build_token_pool(model, survey, size, seed=seed, progress=args.progress)
+        timings[f"{name}_s"] = round(time.perf_counter() - start, 1)
+        pools[name].save(path)
+    instrument = survey.spectrum_simulator.instrument
+    before = evaluate_pool(model, pools["validation_pool"], instrument, config)
+    start = time.perf_counter()
+    history2 = train_downstream(
+        model, pools["pool"], instrument, config, validation=pools["validation_pool"],
+        validate_every=1000, progress=args.progress, reset_heads=("redshift",),
+    )  # fmt: skip
+    timings["downstream_s"] = round(time.perf_counter() - start, 1)
+    after = evaluate_pool(model, pools["validation_pool"], instrument, config)
+    metadata = {
+        "trained_from": args.init.name, "fields": V4_FIELDS, "downstream": config.to_dict(),
+        "pool": args.pool, "pool_seed": POOL_SEED, "validation_seed": VALIDATION_SEED,
+        "device": str(device), "timings": timings,
+    }  # fmt: skip
+    save_model(args.out / "model.pt", model.cpu().half(), metadata)
+    record = {"validation_before_phase2": before, "validation": after, **metadata}
+    (args.out / "history.json").write_text(json.dumps({"phase1": history1, "phase2": history2, **record}, indent=1))
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Joint redshift: a network's p(z) times the spectral likelihood of physical templates.
+
+The network (`jwst_embed.MultimodalEmbedder`) reads every input it is given and knows what
+galaxies are like; the template fit (`~jwst_embed.redshift.TemplateFitter`) knows where the
+lines and breaks of a physical spectrum must fall. Each fails on different objects: the
+network on populations it has not seen, the templates where a feature is mistaken for another
+(a broad H-alpha for [OIII]). The joint posterior is
+
+    p(z | data) ~ max(p_net(z), floor * max p_net) * exp(-chi2(z) / (2 s))
+
+with ``s = max(1, chi2_min / dof)`` (a template mismatch widens the likelihood instead of
+making it spuriously sharp). The floor keeps a wrong network from vetoing the data: wherever
+the templates fit better by ``Delta chi2 / s > 2 ln(1 / floor)`` (18.4 for the default 1e-4),
+the data win.
+
+It is evaluated where it matters, which is what makes it cheap:
+
+1. the *window*: every trial redshift of the fitter's grid where ``p_net`` exceeds
+   ``support`` times its peak, widened by two grid steps, with all templates;
+2. the *scan*: every ``scan_step``-th redshift of the grid and the window, with a few broad
+   templates (`SCAN_TEMPLATES`, a small fraction of the cost of all of them), to find where the
+   data alone would go;
+3. the *rescue*: where the floor-weighted scan beats the best the scan finds in the window,
+   the full grid within ``scan_step`` of that scan point is fitted with all templates too and
+   joins the posterior.
+
+Outside the evaluated redshifts the posterior is zero (the network gives them less than
+``support`` of its peak and the scan found nothing better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SCAN_TEMPLATES", "Z_FLAGS", "JointRedshift", "joint_redshift", "network_density_on_grid"]
+
+#: Templates of the scan for better fits outside the network's window: young, mature, dusty and
+#: old galaxies, a reddened nucleus with broad lines, strong [OIII] and hydrogen lines.
+SCAN_TEMPLATES = (
+    "sf_10myr_lowz", "sf_200myr", "sf_300myr_av3", "ssp_1gyr", "ssp_3gyr",
+    "agn_av2", "broad_balmer_av2", "oiii", "hydrogen",
+)  # fmt: skip
+
+#: Bits of the ``z_flag`` column: a user keeps ``z_flag == 0`` for clean redshifts.
+Z_FLAGS: dict[str, int] = {
+    "disagree": 1,  # the templates alone prefer a redshift > 0.05 (1 + z) away
+    "multimodal": 2,  # > 10% of p(z) lies > 0.05 (1 + z) away from z
+    "poor_fit": 4,  # chi2 / dof > 5 at z: no template combination describes the spectrum
+    "few_pixels": 8,  # fewer than 100 usable pixels in the spectrum
+    "network_only": 16,  # no usable spectrum: p(z) from the network alone
+}
+
+#: Relative redshift distance (in 1 + z) beyond which two solutions count as different.
+_DISTINCT = 0.05
+_MULTIMODAL_MASS = 0.1
+_POOR_FIT_CHI2_DOF = 5.0
+_FEW_PIXELS = 100
+
+
+@dataclass
+class JointRedshift:
+    """Per-object results of `joint_redshift`, all arrays of length N (``pz``: (N, n_z)).
+
+    Attributes
+    ----------
+    z, z_lo, z_hi : `numpy.ndarray`
+        Most probable redshift (refined below the grid step) and the 16th and 84th
+        percentiles of the joint p(z).
+    pz : `numpy.ndarray`
+        Joint probability per trial redshift of ``z_grid`` (rows sum to 1).
+    z_grid : `numpy.ndarray`
+        The fitter's trial redshifts.
+    chi2_dof : `numpy.ndarray`
+        chi2 / (n_pixels - 1) of the best template combination at ``z``.
+    n_pixels : `numpy.ndarray`
+        Usable spectral pixels.
+    z_flag : `numpy.ndarray`
+        Bitwise OR of `Z_FLAGS`.
+    n_evaluated : `numpy.ndarray`
+        Trial redshifts at which all templates were fitted, plus the scan's fits counted in
+        units of all templates (a measure of the cost).
+    """
+
+    z: np.ndarray
+    z_lo: np.ndarray
+    z_hi: np.ndarray
+    pz: np.ndarray
+    z_grid: np.ndarray
+    chi2_dof: np.ndarray
+    n_pixels: np.ndarray
+    z_flag: np.ndarray
+    n_evaluated: np.ndarray
+
+
+def network_density_on_grid(pdf, log1pz_edges, z_grid) -> np.ndarray:
+    """A network's binned p(z) as a density in ln(1 + z) at the fitter's trial redshifts.
+
+    Parameters
+    ----------
+    pdf : array-like
+        (N, n_bins) probability per bin (rows sum to 1).
+    log1pz_edges : array-like
+        (n_bins + 1,) bin edges in ln(1 + z).
+    z_grid : array-like
+        (n_z,) trial redshifts.
+
+    Returns
+    -------
+    density : `numpy.ndarray`
+        (N, n_z) probability per unit ln(1 + z), linear between bin centres, 0 beyond the
+        network's last bin edge.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> edges = np.linspace(0.0, np.log1p(4.0), 5)
+    >>> density = network_density_on_grid(np.full((1, 4), 0.25), edges, [0.5, 2.0, 9.0])
+    >>> np.round(density, 3)
+    array([[0.621, 0.621, 0.   ]])
+    """
+    pdf = np.atleast_2d(np.asarray(pdf, dtype=np.float64))
+    edges = np.asarray(log1pz_edges, dtype=np.float64)
+    if edges.shape != (pdf.shape[1] + 1,):
+        raise ValueError(f"log1pz_edges must have n_bins + 1 = {pdf.shape[1] + 1} values, got {edges.shape}")
+    x = np.log1p(np.asarray(z_grid, dtype=np.float64))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    density = pdf / np.diff(edges)[None, :]
+    out = np.stack([np.interp(x, centres, row) for row in density])
+    out[:, (x < edges[0]) | (x > edges[-1])] = 0.0
+    return out
+
+
+def _refined_mode(x: np.ndarray, log_post: np.ndarray, best: int) -> float:
+    """Vertex of the parabola through the best point and its evaluated neighbours (in ln(1+z))."""
+    if best == 0 or best == x.size - 1:
+        return float(x[best])
+    y0, y1, y2 = log_post[best - 1], log_post[best], log_post[best + 1]
+    if not (np.isfinite(y0) and np.isfinite(y2)):
+        return float(x[best])
+    x0, x1, x2 = x[best - 1], x[best], x[best + 1]
+    denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
+    b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denom
+    if not a < 0:
+        return float(x1)
+    return float(np.clip(-b / (2 * a), x0, x2))
+
+
+def joint_redshift(
+    network_pdf,
+    network_log1pz_edges,
+    flux_njy,
+    ivar,
+    mask,
+    fitter,
+    floor: float = 1e-4,
+    support: float = 1e-4,
+    scan_step: int = 16,
+) -> JointRedshift:
+    """Joint p(z) of a network's redshift PDF and a template fit of each spectrum.
+
+    Parameters
+    ----------
+    network_pdf : array-like
+        (N, n_bins) the network's probability per bin (``RedshiftHead`` output).
+    network_log1pz_edges : array-like
+        (n_bins + 1,) its bin edges in ln(1 + z).
+    flux_njy, ivar, mask : array-like
+        (N, L) spectra on the fitter's model grid, as for `TemplateFitter.fit`.
+    fitter : `~jwst_embed.redshift.TemplateFitter`
+        The template set and trial redshifts.
+    floor : float, optional
+        Lowest network prior relative to its peak (0 < floor < 1): the data overrule the
+        network where they prefer another redshift by ``Delta chi2 / s > 2 ln(1 / floor)``.
+    support : float, optional
+        The network's window: redshifts where its density exceeds ``support`` times its peak.
+    scan_step : int, optional
+        Stride of the scan of the whole grid for better fits outside the window.
+
+    Returns
+    -------
+    result : `JointRedshift`
+
+    Raises
+    ------
+    ValueError
+        If ``floor`` or ``support`` are not in (0, 1), ``scan_step < 1``, or the arrays do not
+        fit each other.
+
+    Examples
+    --------
+    >>> result = joint_redshift(table["pz"], edges, arrays.flux, arrays.ivar, arrays.mask, fitter)  # doctest: +SKIP
+    """
+    if not 0 < floor < 1 or not 0 < support < 1:
+        raise ValueError(f"floor and support must lie in (0, 1), got {floor} and {support}")
+    if int(scan_step) < 1:
+        raise ValueError(f"scan_step must be a positive integer, got {scan_step}")
+    z_grid = fitter.z_grid
+    x = np.log1p(z_grid)
+    n_z = z_grid.size
+    density = network_density_on_grid(network_pdf, network_log1pz_edges, z_grid)
+    n = density.shape[0]
+    flux, weight, n_pixels = fitter._prepare(flux_njy, ivar, mask)
+    if flux.shape[0] != n:
+        raise ValueError(f"{n} network PDFs but {flux.shape[0]} spectra")
+    n_pixels = n_pixels.numpy()
+    peak = density.max(axis=1, keepdims=True)
+    if not np.all(peak > 0):
+        raise ValueError("a network PDF has no probability on the fitter's redshift grid")
+    log_prior = np.log(np.maximum(density, floor * peak))
+
+    window = density >= support * peak
+    # widen by two grid steps: the likelihood's peak may sit just beside the network's support
+    for shift in (1, 2):
+        window[:, shift:] |= window[:, :-shift]
+        window[:, :-shift] |= window[:, shift:]
+    scan = np.zeros(n_z, dtype=bool)
+    scan[::scan_step] = True
+    scan[-1] = True
+    scan = scan[None, :] | window
+    names = [name for name in SCAN_TEMPLATES if name in fitter.template_names]
+    scanner = fitter.subset(names) if len(names) >= 3 else fitter
+    chi2_scan = scanner.chi2_at(flux, weight, None, scan)
+    evaluate = window.copy()
+    chi2 = fitter.chi2_at(flux, weight, None, evaluate)
+
+    def posterior(chi2, fine):
+        best_chi2 = np.where(fine, chi2, np.inf).min(axis=1, keepdims=True)
+        scale = np.maximum(1.0, best_chi2 / np.maximum(n_pixels[:, None] - 1, 1))
+        log_post = np.where(fine, -0.5 * (chi2 - best_chi2) / scale + log_prior, -np.inf)
+        return log_post, scale
+
+    fine = window.copy()
+    log_post, scale = posterior(chi2, fine)
+    # rescue: the floor-weighted data beat the window somewhere the scan looked (both sides
+    # judged with the scan's templates, so that the comparison is like for like)
+    scan_score = np.where(scan & ~window, -0.5 * chi2_scan / scale + np.log(floor * peak), -np.inf)
+    window_score = np.where(window, -0.5 * chi2_scan / scale + log_prior, -np.inf).max(axis=1)
+    rescue_rows = np.flatnonzero(scan_score.max(axis=1) > window_score)
+    if rescue_rows.size:
+        rescue = np.zeros_like(evaluate)
+        for row in rescue_rows:
+            centre = int(np.argmax(scan_score[row]))
+            rescue[row, max(0, centre - scan_step) : centre + scan_step + 1] = True
+        extra = rescue & ~evaluate
+        chi2 = np.where(extra, fitter.chi2_at(flux, weight, None, extra), chi2)
+        evaluate |= extra
+        fine |= rescue
+        log_post, scale = posterior(chi2, fine)
+
+    post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+    pz = post / post.sum(axis=1, keepdims=True)
+    best = np.argmax(log_post, axis=1)
+    z = np.expm1([_refined_mode(x, log_post[row], best[row]) for row in range(n)])
+    cdf = np.cumsum(pz, axis=1)
+    z_lo = np.array([np.interp(0.16, cdf[row], z_grid) for row in range(n)])
+    z_hi = np.array([np.interp(0.84, cdf[row], z_grid) for row in range(n)])
+    z_lo, z_hi = np.minimum(z_lo, z), np.maximum(z_hi, z)
+
+    rows = np.arange(n)
+    dof = np.maximum(n_pixels - 1, 1)
+    chi2_dof = chi2[rows, best] / dof
+    # where the data alone (the scan, and every full fit) would put the redshift
+    data_chi2 = np.minimum(chi2, np.where(np.isfinite(chi2_scan), chi2_scan, np.inf))
+    data_best = np.argmin(data_chi2, axis=1)
+    distance = np.abs(z_grid[None, :] - z[:, None]) / (1.0 + z[:, None])
+    flag = np.zeros(n, dtype=np.int64)
+    prefers_other = (np.abs(z_grid[data_best] - z) / (1 + z) > _DISTINCT) & (
+        (chi2[rows, best] - data_chi2[rows, data_best]) / scale[:, 0] > 4.0
+    )
+    flag |= np.where(prefers_other, Z_FLAGS["disagree"], 0)
+    flag |= np.where((pz * (distance > _DISTINCT)).sum(axis=1) > _MULTIMODAL_MASS, Z_FLAGS["multimodal"], 0)
+    flag |= np.where(chi2_dof > _POOR_FIT_CHI2_DOF, Z_FLAGS["poor_fit"], 0)
+    flag |= np.where(n_pixels < _FEW_PIXELS, Z_FLAGS["few_pixels"], 0)
+    return JointRedshift(
+        z=z, z_lo=z_lo, z_hi=z_hi, pz=pz, z_grid=z_grid.copy(), chi2_dof=chi2_dof,
+        n_pixels=n_pixels, z_flag=flag, n_evaluated=evaluate.sum(axis=1),
+    )  # fmt: skip
+

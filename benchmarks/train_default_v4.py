@@ -13,7 +13,9 @@ dusty galaxies in the prior):
 
 Writes ``OUT/model.pt`` (float16, the shipped file), ``OUT/history.json`` and
 ``OUT/phase1.pt`` / ``OUT/pool.pt`` / ``OUT/validation_pool.pt`` (re-used when the script is run
-again). Prints one JSON object as the last line. Runs on a CPU (about an hour on two cores with
+again). ``--continue-phase2`` runs phase 2 again from ``OUT/model.pt`` (a second leg, with
+``--steps`` and ``--lr-scale``; the first leg's file is kept as ``OUT/model_leg1.pt``). Prints one
+JSON object as the last line. Runs on a CPU (about an hour on two cores with
 the defaults) or a GPU (``--device cuda``).
 
     python benchmarks/train_default_v4.py --out runs/default_v4
@@ -73,15 +75,26 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--continue-phase2", action="store_true",
+                        help="start phase 2 again from OUT/model.pt (a second leg; history in history_leg2.json)")
+    parser.add_argument("--lr-scale", type=float, default=1.0, help="scale both phase-2 learning rates")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     device = torch.device(args.device)
     config = DownstreamConfig(line_reader_steps=args.line_reader_steps, steps=args.steps, batch_size=args.batch_size)
+    config.lr_new *= args.lr_scale
+    config.lr_pretrained *= args.lr_scale
     timings = {}
 
     phase1 = args.out / "phase1.pt"
-    if phase1.exists():
+    leg = "_leg2" if args.continue_phase2 else ""
+    if args.continue_phase2:
+        model = load_model(args.out / "model.pt")
+        model = (model[0] if isinstance(model, tuple) else model).float()
+        history1 = json.loads((args.out / "history_phase1.json").read_text())
+        (args.out / "model_leg1.pt").write_bytes((args.out / "model.pt").read_bytes())
+    elif phase1.exists():
         model = load_model(phase1)
         model = model[0] if isinstance(model, tuple) else model
         history1 = json.loads((args.out / "history_phase1.json").read_text())
@@ -111,18 +124,19 @@ def main() -> None:
     start = time.perf_counter()
     history2 = train_downstream(
         model, pools["pool"], instrument, config, validation=pools["validation_pool"],
-        validate_every=1000, progress=args.progress, reset_heads=("redshift",),
+        validate_every=1000, progress=args.progress, reset_heads=() if args.continue_phase2 else ("redshift",),
     )  # fmt: skip
     timings["downstream_s"] = round(time.perf_counter() - start, 1)
     after = evaluate_pool(model, pools["validation_pool"], instrument, config)
     metadata = {
         "trained_from": args.init.name, "fields": V4_FIELDS, "downstream": config.to_dict(),
         "pool": args.pool, "pool_seed": POOL_SEED, "validation_seed": VALIDATION_SEED,
-        "device": str(device), "timings": timings,
+        "device": str(device), "timings": timings, "leg": 2 if args.continue_phase2 else 1,
+        "lr_scale": args.lr_scale,
     }  # fmt: skip
     save_model(args.out / "model.pt", model.cpu().half(), metadata)
     record = {"validation_before_phase2": before, "validation": after, **metadata}
-    (args.out / "history.json").write_text(json.dumps({"phase1": history1, "phase2": history2, **record}, indent=1))
+    (args.out / f"history{leg}.json").write_text(json.dumps({"phase1": history1, "phase2": history2, **record}, indent=1))
     print(json.dumps(record))
 
 

@@ -332,16 +332,21 @@ def _add_predict(subparsers) -> None:
     _add_model_options(predict)
     predict.add_argument("--bands", nargs="+", default=None, help="bands to use ('none': spectra only)")
     predict.add_argument("--no-spectra", action="store_true", help="use the images only")
+    predict.add_argument(
+        "--z-method", choices=("auto", "network", "joint"), default="auto",
+        help="redshift from the network, or its p(z) times a template fit of the spectrum "
+        "(auto: joint where there is a spectrum; default %(default)s)",
+    )  # fmt: skip
     predict.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     predict.set_defaults(handler=_run_predict)
 
 
-def _predict_files(embedder, files, bands=None, spectra=True):
+def _predict_files(embedder, files, bands=None, spectra=True, z_method="auto"):
     import os
 
     images, spectrum_list = read_files(files, bands, spectra=spectra)
     try:
-        table = embedder.predict(images=images or None, spectra=spectrum_list)
+        table = embedder.predict(images=images or None, spectra=spectrum_list, method=z_method)
     except ValueError as error:
         raise SystemExit(f"jwst-embed predict: {error}") from None
     table.add_column([os.path.basename(str(path)) for path in files], name="file", index=0)
@@ -356,13 +361,15 @@ def _print_table(table, formats) -> None:
     shown.pprint(max_lines=-1, max_width=-1)
 
 
-_PREDICTION_FORMATS = {"file": None, "z": ".3f", "z_lo": ".3f", "z_hi": ".3f", "log_mass": ".2f", "log_mass_err": ".2f", "morphology": None}
+_PREDICTION_FORMATS = {"file": None, "z": ".3f", "z_lo": ".3f", "z_hi": ".3f", "z_method": None, "z_flag": None,
+                       "log_mass": ".2f", "log_mass_err": ".2f", "morphology": None}  # fmt: skip
 
 
 def _run_predict(args) -> int:
     _check_output(args.output, args.overwrite, "predict")
     embedder = _load_embedder(args.model, args.device, "predict")
-    table = _predict_files(embedder, args.files, _parse_bands(args.bands), spectra=not args.no_spectra)
+    table = _predict_files(embedder, args.files, _parse_bands(args.bands), spectra=not args.no_spectra,
+                           z_method=args.z_method)  # fmt: skip
     _print_table(table, _PREDICTION_FORMATS)
     if args.output:
         table.meta["model"] = str(args.model)

@@ -305,7 +305,7 @@ class MultimodalEmbedder:
         ((1, 256), ('F150W', 'PRISM'))
         """
         modality_names, n_objects, chunks = self._chunked_outputs(
-            images, spectra, batch_size, progress, desc="embedding"
+            images, spectra, batch_size, progress, desc="embedding", decode=False
         )
         fused_parts: list[np.ndarray] = []
         modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
@@ -364,11 +364,15 @@ class MultimodalEmbedder:
 
         return reconstruct_spectrum(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
 
-    def predict(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+    def predict(
+        self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs
+    ):
         """Table of z, z_lo, z_hi, log_mass, log_mass_err, morphology; see `jwst_embed.predictions.predict`."""
         from .predictions import predict
 
-        return predict(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+        return predict(
+            images, spectra, embedder=self, batch_size=batch_size, progress=progress, method=method, **kwargs
+        )
 
     def fine_tune(self, images=None, spectra=None, labels=None, **kwargs) -> MultimodalEmbedder:
         """A fine-tuned copy of this embedder; see `jwst_embed.fine_tuning.fine_tune` for the options.
@@ -410,7 +414,7 @@ class MultimodalEmbedder:
 
         return save_embedder(self, path, metadata)
 
-    def _chunked_outputs(self, images, spectra, batch_size, progress, desc):
+    def _chunked_outputs(self, images, spectra, batch_size, progress, desc, decode=True):
         """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput, Batch)``.
 
         One model pass per chunk serves embeddings, head predictions and spectrum reconstruction.
@@ -425,11 +429,11 @@ class MultimodalEmbedder:
         modality_names = modality_order([*image_columns, *spectrum_columns])
         n_objects = len(next(iter({**image_columns, **spectrum_columns}.values())))
         return modality_names, n_objects, self._iter_outputs(
-            image_columns, spectrum_columns, modality_names, n_objects, int(batch_size), progress, desc
+            image_columns, spectrum_columns, modality_names, n_objects, int(batch_size), progress, desc, decode
         )
 
     def _iter_outputs(
-        self, image_columns, spectrum_columns, modality_names, n_objects, batch_size, progress, desc
+        self, image_columns, spectrum_columns, modality_names, n_objects, batch_size, progress, desc, decode=True
     ):
         from tqdm.auto import tqdm
 
@@ -453,7 +457,7 @@ class MultimodalEmbedder:
                     )
                 except (ValueError, TypeError, u.UnitsError) as err:
                     raise _with_offset(err, start) from err
-                output = self._forward(batch)
+                output = self._forward(batch, decode)
                 if tuple(output.modalities) != modality_names:
                     raise RuntimeError(
                         f"model returned modalities {output.modalities}, expected {modality_names}"
@@ -461,7 +465,7 @@ class MultimodalEmbedder:
                 yield start, stop, output, batch
                 bar.update(stop - start)
 
-    def _forward(self, batch):
+    def _forward(self, batch, decode=True):
         batch = batch.to(self.device)
         # bf16 autocast on CUDA for speed; float32 elsewhere (CPU bf16 is slow and less exact).
         autocast = (
@@ -471,7 +475,7 @@ class MultimodalEmbedder:
         )
         try:
             with torch.no_grad(), autocast:
-                return self.model(batch, mask_inputs=False, modality_dropout=False)
+                return self.model(batch, mask_inputs=False, modality_dropout=False, decode=decode)
         except torch.cuda.OutOfMemoryError as err:
             raise RuntimeError(
                 f"out of GPU memory while embedding {len(batch)} objects on {self.device}; "

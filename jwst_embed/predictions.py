@@ -113,7 +113,7 @@ def _run(
     if heads:
         _require_heads(embedder)
     model_heads = embedder.model.heads
-    _, _, chunks = embedder._chunked_outputs(images, spectra, batch_size, progress, desc="predicting")
+    _, _, chunks = embedder._chunked_outputs(images, spectra, batch_size, progress, desc="predicting", decode=decode)
     parts: dict[str, list[np.ndarray]] = {}
     for _, _, output, batch in chunks:
         fused = output.fused.float()
@@ -144,6 +144,26 @@ def _run(
     if keep_spectra:
         result["prism_mask"] = result["prism_mask"] > 0.5
     return result, embedder
+
+
+def _spectra_only(embedder: Any, spectra: Any, progress: bool) -> tuple[dict[str, np.ndarray], Any]:
+    """The PRISM spectra on the model grid, as `_run` returns them, without running the model."""
+    from .preprocessing import preprocess_spectra
+    from .preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID
+
+    if spectra is None:
+        raise ValueError("method='template' needs spectra")
+    items = list(spectra) if isinstance(spectra, list | tuple) else [spectra]
+    grid = embedder.spectral_grid if isinstance(embedder, MultimodalEmbedder) else DEFAULT_SPECTRAL_GRID
+    n_pixels = grid.n_pixels
+    flux = np.zeros((len(items), n_pixels))
+    ivar = np.zeros((len(items), n_pixels))
+    mask = np.ones((len(items), n_pixels), dtype=bool)
+    given = [i for i, item in enumerate(items) if item is not None]
+    if given:
+        arrays = preprocess_spectra([items[i] for i in given], grid=grid, progress=progress)
+        flux[given], ivar[given], mask[given] = arrays.flux, arrays.ivar, arrays.mask
+    return {"prism_flux": flux, "prism_ivar": ivar, "prism_mask": mask}, embedder
 
 
 def _redshift_columns(values: dict[str, np.ndarray]) -> list[Column]:
@@ -209,10 +229,15 @@ def default_fitter(spectral_grid=None):
     from .redshift import TemplateFitter
 
     grid = DEFAULT_SPECTRAL_GRID if spectral_grid is None else spectral_grid
-    key = (grid.wavelength_min.value, grid.wavelength_max.value, grid.n_pixels)
+    key = _grid_key(grid)
     if key not in _FITTERS:
         _FITTERS[key] = TemplateFitter(spectral_grid=grid)
     return _FITTERS[key]
+
+
+def _grid_key(grid) -> tuple:
+    """Key of a spectral grid in the fitter cache."""
+    return (grid.wavelength_min.value, grid.wavelength_max.value, grid.n_pixels)
 
 
 def _probabilities_on(pdf_density: np.ndarray, z_grid: np.ndarray) -> np.ndarray:
@@ -330,14 +355,22 @@ def predict_redshift(
     >>> table["pz"].shape == (1, len(table.meta["z_grid"]))
     True
     """
-    from astropy.table import MaskedColumn
-
     if method not in REDSHIFT_METHODS:
         raise ValueError(f"method must be one of {', '.join(REDSHIFT_METHODS)}, got {method!r}")
-    values, embedder = _run(
-        embedder, images, spectra, batch_size, progress, heads=("redshift",), keep_spectra=method != "network"
-    )
-    n = len(values["z_median"])
+    if method == "template":
+        # the network is not needed: only the spectra, on the model grid
+        values, embedder = _spectra_only(embedder, spectra, progress)
+    else:
+        values, embedder = _run(
+            embedder, images, spectra, batch_size, progress, heads=("redshift",), keep_spectra=method != "network"
+        )
+    return _redshift_table(values, embedder, method, floor, fitter, progress)
+
+
+def _redshift_table(values, embedder, method: str, floor: float, fitter, progress: bool) -> Table:
+    """The redshift columns of `predict_redshift` from `_run`'s values (see its docstring)."""
+    from astropy.table import MaskedColumn
+    n = len(values["prism_flux"] if method == "template" else values["z_median"])
     rows_all = np.arange(n)
     if method != "network":
         usable = (~values["prism_mask"]).sum(axis=1) >= _MIN_SPECTRUM_PIXELS
@@ -349,7 +382,8 @@ def predict_redshift(
             )
         if fitter is None:
             try:
-                fitter = default_fitter(embedder.spectral_grid)
+                grid = embedder.spectral_grid if isinstance(embedder, MultimodalEmbedder) else None
+                fitter = default_fitter(grid)
             except ImportError as err:
                 if method != "auto":
                     raise ImportError(
@@ -589,6 +623,8 @@ def predict(
     embedder: MultimodalEmbedder | str | os.PathLike | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    method: str = "auto",
+    floor: float = 1e-4,
 ) -> Table:
     """Redshift, stellar mass and morphology of N objects in one table (one model pass).
 
@@ -596,18 +632,24 @@ def predict(
     ----------
     images, spectra, embedder, batch_size, progress
         As for `predict_redshift`.
+    method : {"auto", "network", "joint"}
+        How the redshift is obtained, as for `predict_redshift` (``"template"`` is not offered
+        here: mass and morphology come from the network anyway).
+    floor : float
+        As for `predict_redshift`.
 
     Returns
     -------
     table : `~astropy.table.Table`
-        ``z``, ``z_lo``, ``z_hi``, ``log_mass``, ``log_mass_err``, ``morphology``
-        and ``p_morphology`` (probability of the chosen class), one row per object.
-        Use `predict_redshift` for the full p(z).
+        ``z``, ``z_lo``, ``z_hi``, ``log_mass``, ``log_mass_err``, ``morphology``,
+        ``p_morphology`` (probability of the chosen class), ``z_method`` and ``z_flag`` (as
+        ``method`` and ``z_flag`` of `predict_redshift`), one row per object. Use
+        `predict_redshift` for the full p(z).
 
     Raises
     ------
     ValueError
-        Bad inputs, or a model without prediction heads.
+        Bad inputs, an unknown method, or a model without prediction heads.
 
     Examples
     --------
@@ -627,11 +669,18 @@ def predict(
     >>> from jwst_embed import predict
     >>> table = predict(images={"F150W": [cutout, cutout]}, spectra=[spectrum, None])
     >>> len(table), table.colnames
-    (2, ['z', 'z_lo', 'z_hi', 'log_mass', 'log_mass_err', 'morphology', 'p_morphology'])
+    (2, ['z', 'z_lo', 'z_hi', 'log_mass', 'log_mass_err', 'morphology', 'p_morphology', 'z_method', 'z_flag'])
+    >>> list(table["z_method"])  # the second object has no spectrum: the network alone
+    ['joint', 'network']
     """
-    values, _ = _run(embedder, images, spectra, batch_size, progress)
-    table = Table([*_redshift_columns(values)[:3], *_mass_columns(values)])
+    if method not in REDSHIFT_METHODS or method == "template":
+        raise ValueError(f"method must be one of auto, network, joint, got {method!r}")
+    values, embedder = _run(embedder, images, spectra, batch_size, progress, keep_spectra=method != "network")
+    redshift = _redshift_table(values, embedder, method, floor, None, progress)
+    table = Table([redshift[key] for key in ("z", "z_lo", "z_hi")] + _mass_columns(values))
     probabilities = values["probabilities"].astype(np.float64)
     table["morphology"] = Column(_morphology_labels(probabilities), description="most probable class")
     table["p_morphology"] = Column(probabilities.max(axis=1), description="probability of that class")
+    for key in ("z_method", "z_flag"):
+        table[key] = redshift["method" if key == "z_method" else key]
     return table

@@ -74,3 +74,20 @@ def test_default_model_brighter_galaxy_is_more_massive(default, jades):
     faint, bright = np.asarray(table["log_mass"])
     # At fixed redshift, 10 times the flux is 10 times the luminosity: +1 dex for a fixed M/L.
     assert bright - faint > 0.3
+
+
+def test_v3_stays_loadable_by_name(tmp_path, monkeypatch):
+    """The previous default model ships too and loads by its name, verified by its own hash."""
+    monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
+    path = fetch_weights("v3")
+    assert sha256_of(path) == REGISTRY["v3"].sha256 != REGISTRY["default"].sha256
+    assert REGISTRY["v4"].filename == REGISTRY["default"].filename
+    v3 = MultimodalEmbedder.from_pretrained("v3", device="cpu")
+    assert v3.model.line_reader is None and v3.model.config.redshift_bins == 256
+
+
+def test_default_model_reads_lines(default):
+    """v4 has the spectrum line reader, and its p(z) resolves redshift finely."""
+    assert default.model.line_reader is not None
+    assert default.model.config.redshift_bins == 512

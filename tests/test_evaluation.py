@@ -189,8 +189,10 @@ def test_rst_snippet_carries_the_json_numbers():
     module = _seed_table_module()
     block = {"morph_f1_macro": 0.5, "spec_r2": 0.25, "spec_r2_median": 0.6, "spec_r2_stretched": 0.7,
              "z_sigma_nmad": 0.111, "z_outlier_frac": 0.2, "z_coverage_68": 0.6, "logm_sigma": 0.3, "logm_nmad": 0.25}  # fmt: skip
+    auto = {"z_sigma_nmad": 0.0011, "s_per_object": 0.003, "cost_fraction_of_template_fit": 0.05}
     result = {
-        "input_sets": {"F150W+PRISM": block, "4 bands+PRISM": {**block, "z_sigma_nmad": 0.0777}},
+        "input_sets": {"F150W+PRISM": {**block, "auto_same_subset": auto}, "PRISM": {**block, "z_sigma_nmad": 0.0555},
+                       "4 bands+PRISM": {**block, "z_sigma_nmad": 0.0777}},  # fmt: skip
         "baselines": {"template_fit": {"z_sigma_nmad": 0.0123, "n": 10, "s_per_object": 0.02},
                       "pixel_knn": {"z_sigma_nmad": 0.4321, "n_train": 100}},  # fmt: skip
         "test_set": {"seed": 990001, "n_objects": 100},
@@ -198,7 +200,7 @@ def test_rst_snippet_carries_the_json_numbers():
     }
     rst = module.make_rst(result)
     row = next(line for line in rst.splitlines() if line.startswith("Redshift sigma_NMAD"))
-    assert row.split()[2:] == ["0.13", "0.111", "0.078", "0.012", "0.432"]
+    assert row.split()[2:] == ["0.13", "0.111", "0.0011", "0.056", "0.078", "0.012", "0.432"]
     assert _numbers("a 4.4e-04 b 0.25") == ["4.4e-04", "0.25"]
     assert module.COMMAND in rst
 
@@ -239,3 +241,32 @@ def test_readme_check_catches_a_stale_number():
 def test_all_is_public_and_documented():
     for name in evaluation.__all__:
         assert getattr(evaluation, name).__doc__
+
+
+def _real_redshift_module():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its helper real_data.py
+    try:
+        spec = importlib.util.spec_from_file_location("real_redshift", ROOT / "benchmarks" / "real_redshift.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_readme_real_redshift_table_matches_the_results():
+    """README.rst's table of redshifts on real spectra carries the numbers of real_redshift.json."""
+    readme = (ROOT / "README.rst").read_text()
+    start, end = ".. real-redshift-start", ".. real-redshift-end"
+    if start not in readme or end not in readme:
+        pytest.skip("README.rst has no real-spectra table (markers absent)")
+    result = json.loads((ROOT / "benchmarks" / "results" / "real_redshift.json").read_text())
+    block = readme.split(start, 1)[1].split(end, 1)[0]
+    expected = _real_redshift_module().make_rst(result)
+    assert _numbers(block) == _numbers(expected), "README real-spectra table is stale: paste real_redshift.rst"
+    stale = json.loads(json.dumps(result))
+    first = next(iter(stale["methods"]))
+    stale["methods"][first]["all"]["sigma_nmad"] += 0.01
+    assert _numbers(_real_redshift_module().make_rst(stale)) != _numbers(block)

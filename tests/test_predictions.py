@@ -300,3 +300,74 @@ def test_embedding_exported_mock_matches_the_batch_path(mock):
         total = batch.images[band].values.numpy().sum(axis=(1, 2))
         reference_total = sample["images"][:, k].numpy().sum(axis=(1, 2))
         np.testing.assert_allclose(total, reference_total, rtol=0.02, atol=5.0)
+
+
+# -- redshift methods -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_fitter():
+    from jwst_embed.redshift import TemplateFitter, default_redshift_grid
+
+    # a coarse grid keeps the tests fast; the default fitter has 880 redshifts
+    return TemplateFitter(z_grid=default_redshift_grid(20.0, 250))
+
+
+def test_redshift_methods_share_one_table_layout(embedder, jades, small_fitter):
+    images, spectra = _inputs(jades)
+    columns = ["z", "z_lo", "z_hi", "z_mode", "pz", "method", "chi2_dof", "z_flag"]
+    for method in ("network", "template", "joint", "auto"):
+        table = predict_redshift(images=images, spectra=spectra, embedder=embedder, method=method, fitter=small_fitter)
+        _check_redshift_table(table, 2)
+        assert table.colnames == columns, method
+        expected = {"network": "network", "template": "template", "joint": "joint", "auto": "joint"}[method]
+        assert list(table["method"]) == [expected] * 2
+        grid = table.meta["z_grid"]
+        assert table["pz"].shape == (2, grid.size)
+        if method == "network":
+            assert table["chi2_dof"].mask.all() and (table["z_flag"] & 16).all()
+        else:
+            assert grid.size == small_fitter.z_grid.size and not table["chi2_dof"].mask.any()
+            assert np.all(np.asarray(table["chi2_dof"]) > 0) and not (table["z_flag"] & 16).any()
+
+
+def test_auto_falls_back_to_the_network_without_a_spectrum(embedder, jades, small_fitter):
+    images, spectra = _inputs(jades)
+    table = predict_redshift(images=images, spectra=[spectra[0], None], embedder=embedder, fitter=small_fitter)
+    assert list(table["method"]) == ["joint", "network"]
+    assert list(table["chi2_dof"].mask) == [False, True]
+    assert table["z_flag"][1] & 16 and not table["z_flag"][0] & 16
+    np.testing.assert_allclose(np.asarray(table["pz"]).sum(axis=1), 1.0)
+    # the network row keeps its own redshift, interpolated p(z) or not
+    network = predict_redshift(images=images, spectra=[spectra[0], None], embedder=embedder, method="network")
+    assert table["z"][1] == pytest.approx(network["z"][1])
+
+
+def test_template_methods_need_a_spectrum_for_every_object(embedder, jades, small_fitter):
+    images, spectra = _inputs(jades)
+    for method in ("template", "joint"):
+        with pytest.raises(ValueError, match="usable PRISM spectrum.*objects \\[1\\]"):
+            predict_redshift(images=images, spectra=[spectra[0], None], embedder=embedder, method=method,
+                             fitter=small_fitter)  # fmt: skip
+    with pytest.raises(ValueError, match="method must be one of"):
+        predict_redshift(spectra=spectra, embedder=embedder, method="photometric")
+    with pytest.raises(ValueError, match="method must be one of"):
+        predict(spectra=spectra, embedder=embedder, method="template")
+
+
+def test_template_method_runs_without_a_model(jades, small_fitter):
+    _, spectra = _inputs(jades)
+    table = predict_redshift(spectra=spectra, method="template", fitter=small_fitter)
+    assert list(table["method"]) == ["template", "template"]
+    # the JADES HLSP galaxies (z = 2.67, 2.69) from their spectra alone
+    np.testing.assert_allclose(np.asarray(table["z"]), [2.6732, 2.6925], rtol=0.05)
+
+
+def test_predict_reports_how_z_was_made(embedder, jades, small_fitter, monkeypatch):
+    images, spectra = _inputs(jades)
+    monkeypatch.setitem(predictions._FITTERS, predictions._grid_key(embedder.spectral_grid), small_fitter)
+    table = predict(images=images, spectra=[spectra[0], None], embedder=embedder)
+    assert list(table["z_method"]) == ["joint", "network"]
+    network = predict(images=images, spectra=[spectra[0], None], embedder=embedder, method="network")
+    assert list(network["z_method"]) == ["network", "network"]
+

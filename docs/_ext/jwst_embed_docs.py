@@ -14,6 +14,15 @@
     The rest of ``benchmarks/results/seed_table.json``: every metric for every input set,
     per-class F1, metrics binned by redshift and by spectral S/N, the labels-only ablation and
     throughput (missing file: a note, as for ``optional-results``).
+``.. real-redshift-table:: PATH``
+    Redshift scores of every method on the real spectra, per population, with seconds per
+    object, from ``benchmarks/results/real_redshift.json`` (``benchmarks/real_redshift.py``).
+``.. ablation-table:: PATH``
+    The spectrum-path ablations of ``benchmarks/ablation_spectrum_redshift.py``: mock and real
+    scores per variant.
+``.. downstream-metrics:: PATH``
+    Validation scores of a model before and after `jwst_embed.training.downstream` training, from
+    the ``training.json`` that ``benchmarks/train_default_v4.py`` writes.
 ``.. real-data-plot:: SCRIPT``
     A ``.. plot::`` of a tutorial script that reads the real example files; if the folder
     ``$JWST_EMBED_REAL_DATA`` is missing, a note instead of a failing build.
@@ -294,6 +303,90 @@ def _plain_sklearn_routing_docstrings(app, what, name, obj, options, lines):
         ]
 
 
+class RealRedshiftTable(_ParsedDirective):
+    required_arguments = 1
+
+    def run(self):
+        import json
+
+        path = self._path(self.arguments[0])
+        self.env.note_dependency(str(path))
+        if not path.is_file():
+            return self._parse([".. note::", "", f"   ``{self.arguments[0]}`` has not been made yet."])
+        result = json.loads(path.read_text())
+        rows = []
+        for method, record in result["methods"].items():
+            for population in ("all", "galaxy", "little_red_dot"):
+                if population not in record:
+                    continue
+                s = record[population]
+                rows.append([
+                    method if population == "all" else "", population.replace("_", " "), f"{s['n']}",
+                    f"{s['sigma_nmad']:.4f}", f"{s['outlier_fraction']:.3f}", f"{s['coverage68']:.2f}",
+                    f"{s.get('clean_fraction', float('nan')):.2f}",
+                    f"{record['s_per_object'] * 1e3:.1f}" if population == "all" else "",
+                ])  # fmt: skip
+        header = ["method", "objects", "n", "sigma_NMAD", "outliers", "68% coverage", "z_flag == 0", "ms / object"]
+        lines = _list_table(header, rows)
+        lines += ["", f"Model ``{result['model']}``; template cube built once in {result['template_cube_s']:.1f} s; "
+                  f"{result['torch_threads']} torch threads."]  # fmt: skip
+        if "auto_cost_fraction_of_template" in result:
+            lines[-1] += f" ``auto`` costs {100 * result['auto_cost_fraction_of_template']:.1f}% of ``template`` per object."
+        return self._parse(lines)
+
+
+class AblationTable(_ParsedDirective):
+    required_arguments = 1
+
+    def run(self):
+        import json
+
+        path = self._path(self.arguments[0])
+        self.env.note_dependency(str(path))
+        if not path.is_file():
+            return self._parse([".. note::", "", f"   ``{self.arguments[0]}`` has not been made yet."])
+        result = json.loads(path.read_text())
+        rows = []
+        for variant, record in result.items():
+            cells = [f"``{variant}``", f"{record['parameters']:,}", f"{record['steps']:,}"]
+            for key in ("mock", "mock_snr_ge10", "real", "real_little_red_dot"):
+                s = record.get(key)
+                cells.append(f"{s['sigma_nmad']:.4f} / {s['outlier_fraction']:.3f}" if s else "")
+            rows.append(cells)
+        header = ["variant", "parameters", "steps", "mock (all)", "mock S/N >= 10", "real (68)", "real LRDs (62)"]
+        return self._parse(_list_table(header, rows) + ["", "Cells: sigma_NMAD / outlier fraction."])
+
+
+# Rows of the downstream-training table: (key, label, format).
+DOWNSTREAM_ROWS = (
+    ("z_sigma_nmad_PRISM", "redshift sigma_NMAD, PRISM alone", "{:.4f}"),
+    ("z_outliers_PRISM", "redshift outlier fraction, PRISM alone", "{:.3f}"),
+    ("z_sigma_nmad_F150W+PRISM", "redshift sigma_NMAD, F150W + PRISM", "{:.4f}"),
+    ("z_outliers_F150W+PRISM", "redshift outlier fraction, F150W + PRISM", "{:.3f}"),
+    ("z_sigma_nmad_F150W", "redshift sigma_NMAD, F150W alone", "{:.3f}"),
+    ("z_outliers_F150W", "redshift outlier fraction, F150W alone", "{:.3f}"),
+    ("logm_sigma", "log M* scatter (dex), F150W + PRISM", "{:.3f}"),
+    ("morph_f1", "morphology macro-F1, F150W + PRISM", "{:.3f}"),
+    ("spec_r2_median", "spectrum R^2 (median), F150W + PRISM", "{:.3f}"),
+)
+
+
+class DownstreamMetrics(_ParsedDirective):
+    required_arguments = 1
+
+    def run(self):
+        import json
+
+        path = self._path(self.arguments[0])
+        self.env.note_dependency(str(path))
+        result = json.loads(path.read_text())
+        before, after = result["validation_before_phase2"], result["validation"]
+        rows = [[label, fmt.format(before[key]), f"**{fmt.format(after[key])}**"]
+                for key, label, fmt in DOWNSTREAM_ROWS if key in after]  # fmt: skip
+        header = ["validation metric (2,000 mock galaxies, seed 424243)", "before phase 2", "after"]
+        return self._parse(_list_table(header, rows))
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _plain_sklearn_routing_docstrings)
     app.add_directive("validation-metrics", ValidationMetrics)
@@ -301,4 +394,7 @@ def setup(app):
     app.add_directive("head-refit-metrics", HeadRefitMetrics)
     app.add_directive("seed-table-details", SeedTableDetails)
     app.add_directive("real-data-plot", RealDataPlot)
+    app.add_directive("real-redshift-table", RealRedshiftTable)
+    app.add_directive("ablation-table", AblationTable)
+    app.add_directive("downstream-metrics", DownstreamMetrics)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -420,6 +420,7 @@ class MultimodalModel(nn.Module):
         generator: torch.Generator | None = None,
         modality_dropout: bool | None = None,
         cached_image_tokens: dict[str, Tensor] | None = None,
+        decode: bool = True,
     ) -> ModelOutput:
         """Embed a batch.
 
@@ -439,6 +440,9 @@ class MultimodalModel(nn.Module):
             Projected tokens of image bands from `encode_images`, ``(B, 1 + n_summary_tokens, D)``
             per band: those bands are not encoded again (training downstream of a frozen
             image encoder). Masked-image modelling does not apply to them.
+        decode : bool
+            Run the spectrum decoder (``decoded_spectrum``); False saves its cost when only the
+            embedding or the heads are wanted.
 
         Returns
         -------
@@ -477,7 +481,7 @@ class MultimodalModel(nn.Module):
             tokens={name: tokens[:, j] for j, name in enumerate(modalities)},
             present=present,
             modalities=modalities,
-            decoded_spectrum=self.spectrum_decoder(fused),
+            decoded_spectrum=self.spectrum_decoder(fused) if decode else None,
         )
         if modality_dropout is None:
             modality_dropout = self.training and self.config.modality_dropout > 0
@@ -485,7 +489,7 @@ class MultimodalModel(nn.Module):
             subset = sample_modality_subset(present, self.config.modality_dropout, generator)
             output.subset_present = subset
             output.fused_subset = self.fuse(tokens, subset, padding)
-            output.decoded_spectrum_subset = self.spectrum_decoder(output.fused_subset)
+            output.decoded_spectrum_subset = self.spectrum_decoder(output.fused_subset) if decode else None
         if modality_dropout and batch.images and batch.spectra:
             # Two views of each object that share no pixels: its images and its spectra. Bands of
             # one object share their morphology, so a band-vs-band contrast can be won on shape

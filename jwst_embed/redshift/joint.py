@@ -16,16 +16,22 @@ the data win.
 It is evaluated where it matters, which is what makes it cheap:
 
 1. the *window*: every trial redshift of the fitter's grid where ``p_net`` exceeds
-   ``support`` times its peak, widened by two grid steps, with all templates;
-2. the *scan*: every ``scan_step``-th redshift of the grid and the window, with a few broad
+   ``support`` times its peak, widened by two grid steps and then followed outwards, four steps
+   at a time, wherever the joint posterior at an edge is still above 1% of its peak, with all
+   templates;
+2. the *scan*: redshifts ``scan_spacing`` apart in ln(1 + z), and the window, with a few broad
    templates (`SCAN_TEMPLATES`, a small fraction of the cost of all of them), to find where the
    data alone would go;
-3. the *rescue*: where the floor-weighted scan beats the best the scan finds in the window,
-   the full grid within ``scan_step`` of that scan point is fitted with all templates too and
-   joins the posterior.
+3. the *rescue*: where the floor-weighted scan beats the window's best (with all templates;
+   the scan's few templates never fit better than all of them, so this only happens where the
+   data really prefer another redshift), the full grid within two scan spacings of that scan
+   point is fitted with all templates too and joins the posterior.
 
-Outside the evaluated redshifts the posterior is zero (the network gives them less than
-``support`` of its peak and the scan found nothing better).
+The likelihood's scale ``s`` comes from the best fit found anywhere (window or scan), so that a
+wrong network, whose window fits badly, cannot inflate ``s`` and so hide a better fit.
+
+Outside the evaluated redshifts the posterior is zero (it had fallen below 1% of its peak at
+the window's edges, and the scan found nothing better).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ SCAN_TEMPLATES = (
 
 #: Bits of the ``z_flag`` column: a user keeps ``z_flag == 0`` for clean redshifts.
 Z_FLAGS: dict[str, int] = {
-    "disagree": 1,  # the templates alone prefer a redshift > 0.05 (1 + z) away
+    "disagree": 1,  # network and templates disagree: either prefers a redshift > 0.05 (1 + z) away
     "multimodal": 2,  # > 10% of p(z) lies > 0.05 (1 + z) away from z
     "poor_fit": 4,  # chi2 / dof > 5 at z: no template combination describes the spectrum
     "few_pixels": 8,  # fewer than 100 usable pixels in the spectrum
@@ -57,6 +63,20 @@ _DISTINCT = 0.05
 _MULTIMODAL_MASS = 0.1
 _POOR_FIT_CHI2_DOF = 5.0
 _FEW_PIXELS = 100
+# How the window follows the posterior: up to _MAX_EXTENSIONS times, _EXTENSION grid points at a
+# time, while the posterior at an edge is above exp(-_EDGE_DROP) (1%) of its peak.
+_MAX_EXTENSIONS = 6
+_EXTENSION = 4
+_EDGE_DROP = np.log(100.0)
+
+
+def _widen(marked: np.ndarray, steps: int) -> np.ndarray:
+    """``marked`` (N, n_z) with every True spread ``steps`` grid points to each side."""
+    out = marked.copy()
+    for shift in range(1, steps + 1):
+        out[:, shift:] |= marked[:, :-shift]
+        out[:, :-shift] |= marked[:, shift:]
+    return out
 
 
 @dataclass
@@ -156,8 +176,8 @@ def joint_redshift(
     mask,
     fitter,
     floor: float = 1e-4,
-    support: float = 1e-4,
-    scan_step: int = 16,
+    support: float = 0.3,
+    scan_spacing: float = 0.05,
 ) -> JointRedshift:
     """Joint p(z) of a network's redshift PDF and a template fit of each spectrum.
 
@@ -175,9 +195,11 @@ def joint_redshift(
         Lowest network prior relative to its peak (0 < floor < 1): the data overrule the
         network where they prefer another redshift by ``Delta chi2 / s > 2 ln(1 / floor)``.
     support : float, optional
-        The network's window: redshifts where its density exceeds ``support`` times its peak.
-    scan_step : int, optional
-        Stride of the scan of the whole grid for better fits outside the window.
+        The network's window to start from: redshifts where its density exceeds ``support``
+        times its peak (0.3: +-1.55 sigma of a Gaussian), widened by two grid steps; it is then
+        followed outwards wherever the joint posterior at an edge is still above 1% of its peak.
+    scan_spacing : float, optional
+        Spacing in ln(1 + z) of the scan of the whole grid for better fits outside the window.
 
     Returns
     -------
@@ -186,8 +208,8 @@ def joint_redshift(
     Raises
     ------
     ValueError
-        If ``floor`` or ``support`` are not in (0, 1), ``scan_step < 1``, or the arrays do not
-        fit each other.
+        If ``floor`` or ``support`` are not in (0, 1), ``scan_spacing`` is not positive, or the
+        arrays do not fit each other.
 
     Examples
     --------
@@ -195,11 +217,12 @@ def joint_redshift(
     """
     if not 0 < floor < 1 or not 0 < support < 1:
         raise ValueError(f"floor and support must lie in (0, 1), got {floor} and {support}")
-    if int(scan_step) < 1:
-        raise ValueError(f"scan_step must be a positive integer, got {scan_step}")
+    if not scan_spacing > 0:
+        raise ValueError(f"scan_spacing must be positive, got {scan_spacing}")
     z_grid = fitter.z_grid
     x = np.log1p(z_grid)
     n_z = z_grid.size
+    scan_step = max(1, int(round(scan_spacing / np.median(np.diff(x)))))
     density = network_density_on_grid(network_pdf, network_log1pz_edges, z_grid)
     n = density.shape[0]
     flux, weight, n_pixels = fitter._prepare(flux_njy, ivar, mask)
@@ -211,39 +234,59 @@ def joint_redshift(
         raise ValueError("a network PDF has no probability on the fitter's redshift grid")
     log_prior = np.log(np.maximum(density, floor * peak))
 
-    window = density >= support * peak
-    # widen by two grid steps: the likelihood's peak may sit just beside the network's support
-    for shift in (1, 2):
-        window[:, shift:] |= window[:, :-shift]
-        window[:, :-shift] |= window[:, shift:]
+    window = _widen(density >= support * peak, 2)
     scan = np.zeros(n_z, dtype=bool)
     scan[::scan_step] = True
     scan[-1] = True
-    scan = scan[None, :] | window
+    scan = scan[None, :] & ~window
     names = [name for name in SCAN_TEMPLATES if name in fitter.template_names]
     scanner = fitter.subset(names) if len(names) >= 3 else fitter
     chi2_scan = scanner.chi2_at(flux, weight, None, scan)
     evaluate = window.copy()
     chi2 = fitter.chi2_at(flux, weight, None, evaluate)
+    # follow the posterior out of the window where it has not fallen to 1% of its peak at an edge
+    # (the likelihood peaks beside the network, or is broad: a faint spectrum)
+    rows = np.arange(n)
+    for _ in range(_MAX_EXTENSIONS):
+        log_post_window = np.where(window, -0.5 * chi2 + log_prior, -np.inf)  # s = 1: the widest case
+        top = log_post_window.max(axis=1)
+        first = np.argmax(window, axis=1)
+        last = n_z - 1 - np.argmax(window[:, ::-1], axis=1)
+        grow_left = (first > 0) & (log_post_window[rows, first] > top - _EDGE_DROP)
+        grow_right = (last < n_z - 1) & (log_post_window[rows, last] > top - _EDGE_DROP)
+        if not (grow_left.any() or grow_right.any()):
+            break
+        extra = np.zeros_like(window)
+        for row in np.flatnonzero(grow_left):
+            extra[row, max(0, first[row] - _EXTENSION) : first[row]] = True
+        for row in np.flatnonzero(grow_right):
+            extra[row, last[row] + 1 : last[row] + 1 + _EXTENSION] = True
+        chi2 = np.where(extra, fitter.chi2_at(flux, weight, None, extra), chi2)
+        window |= extra
+        evaluate |= extra
 
     def posterior(chi2, fine):
         best_chi2 = np.where(fine, chi2, np.inf).min(axis=1, keepdims=True)
-        scale = np.maximum(1.0, best_chi2 / np.maximum(n_pixels[:, None] - 1, 1))
+        # the scan's fit is never better than all templates' at the same z: a fair bound
+        best_anywhere = np.minimum(best_chi2, chi2_scan.min(axis=1, keepdims=True))
+        scale = np.maximum(1.0, best_anywhere / np.maximum(n_pixels[:, None] - 1, 1))
         log_post = np.where(fine, -0.5 * (chi2 - best_chi2) / scale + log_prior, -np.inf)
         return log_post, scale
 
     fine = window.copy()
     log_post, scale = posterior(chi2, fine)
-    # rescue: the floor-weighted data beat the window somewhere the scan looked (both sides
-    # judged with the scan's templates, so that the comparison is like for like)
+    scan = scan & ~window
+    # rescue: the floor-weighted data beat the window somewhere the scan looked. The scan's few
+    # templates never fit better than all of them, so a scan point that beats the window's full
+    # fit marks a redshift the data really prefer (and a scan point that does not, could not).
     scan_score = np.where(scan & ~window, -0.5 * chi2_scan / scale + np.log(floor * peak), -np.inf)
-    window_score = np.where(window, -0.5 * chi2_scan / scale + log_prior, -np.inf).max(axis=1)
+    window_score = np.where(window, -0.5 * chi2 / scale + log_prior, -np.inf).max(axis=1)
     rescue_rows = np.flatnonzero(scan_score.max(axis=1) > window_score)
     if rescue_rows.size:
         rescue = np.zeros_like(evaluate)
         for row in rescue_rows:
             centre = int(np.argmax(scan_score[row]))
-            rescue[row, max(0, centre - scan_step) : centre + scan_step + 1] = True
+            rescue[row, max(0, centre - 2 * scan_step) : centre + 2 * scan_step + 1] = True
         extra = rescue & ~evaluate
         chi2 = np.where(extra, fitter.chi2_at(flux, weight, None, extra), chi2)
         evaluate |= extra
@@ -270,6 +313,11 @@ def joint_redshift(
     prefers_other = (np.abs(z_grid[data_best] - z) / (1 + z) > _DISTINCT) & (
         (chi2[rows, best] - data_chi2[rows, data_best]) / scale[:, 0] > 4.0
     )
+    # the network's own median, against which the data moved z (a rescue)
+    network_cdf = np.cumsum(density * np.gradient(x)[None, :], axis=1)
+    network_cdf /= network_cdf[:, -1:]
+    z_network = np.array([np.interp(0.5, network_cdf[row], z_grid) for row in range(n)])
+    prefers_other |= np.abs(z_network - z) / (1 + z) > _DISTINCT
     flag |= np.where(prefers_other, Z_FLAGS["disagree"], 0)
     flag |= np.where((pz * (distance > _DISTINCT)).sum(axis=1) > _MULTIMODAL_MASS, Z_FLAGS["multimodal"], 0)
     flag |= np.where(chi2_dof > _POOR_FIT_CHI2_DOF, Z_FLAGS["poor_fit"], 0)

@@ -362,6 +362,7 @@ class TemplateFitter:
         other.__dict__.update(self.__dict__)
         other.templates = tuple(self.templates[i] for i in index)
         other.template_cube = self.template_cube[:, index].contiguous()
+        other._cube32 = None
         other.allowed = self.allowed[:, index].contiguous()
         return other
 
@@ -406,17 +407,34 @@ class TemplateFitter:
         model_term = ((gram @ coeff[:, :, None])[:, :, 0] * coeff).sum(-1)  # c^T G c
         return (total - 2.0 * (coeff * rhs).sum(-1) + model_term).clamp(min=0.0)
 
-    def _chi2_pairs(self, flux: torch.Tensor, ivar: torch.Tensor, obj: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
-        """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair."""
+    def _chi2_pairs(self, flux: torch.Tensor, ivar: torch.Tensor, obj: torch.Tensor, zi: torch.Tensor,
+                    fast: bool = False) -> torch.Tensor:
+        """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair.
+
+        ``fast``: the normal equations in float32 (solved in float64) and chi2 from the residual
+        ``sum ivar (f - A c)^2`` in float32, which has no cancellation; about twice as fast, and
+        within a small fraction of a unit of chi2 of the exact fit (a screening precision).
+        """
         out = torch.empty(obj.numel(), dtype=torch.float64)
+        if fast:
+            if getattr(self, "_cube32", None) is None:
+                self._cube32 = self.template_cube.float()
+            cube, flux, ivar = self._cube32, flux.float(), ivar.float()
+        else:
+            cube = self.template_cube
         weighted = ivar * flux
         total = (weighted * flux).sum(dim=1)
         for start in range(0, obj.numel(), 512):
             o, z = obj[start : start + 512], zi[start : start + 512]
-            templates = self.template_cube[z]  # (P, T, L)
+            templates = cube[z]  # (P, T, L)
             gram = (templates * ivar[o][:, None, :]) @ templates.transpose(1, 2)
             rhs = (templates @ weighted[o][:, :, None])[:, :, 0]
-            out[start : start + 512] = self._solve(gram, rhs, total[o], z)
+            if not fast:
+                out[start : start + 512] = self._solve(gram, rhs, total[o], z)
+                continue
+            coeff = nnls_normal_equations(gram.double(), rhs.double(), self.allowed[z]).float()
+            residual = flux[o] - (coeff[:, None, :] @ templates)[:, 0, :]
+            out[start : start + 512] = (ivar[o] * residual.square()).sum(dim=1).double()
         return out
 
     def _chi2_chunk(self, flux: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:
@@ -537,7 +555,7 @@ class TemplateFitter:
         flux = torch.where(good, flux, torch.zeros_like(flux))
         return flux, weight, good.sum(dim=1)
 
-    def chi2_at(self, flux_njy, ivar, mask, evaluate) -> np.ndarray:
+    def chi2_at(self, flux_njy, ivar, mask, evaluate, fast: bool = False) -> np.ndarray:
         """chi2 of the best non-negative template sum at chosen redshifts of each spectrum.
 
         Parameters
@@ -546,6 +564,9 @@ class TemplateFitter:
             As for `fit`.
         evaluate : array-like of bool
             (N, n_z): True where chi2 is wanted (indices into `z_grid`).
+        fast : bool, optional
+            Normal equations in float32, chi2 from the residual: about twice as fast and as
+            good as exact for screening (the joint redshift's scan).
 
         Returns
         -------
@@ -570,7 +591,7 @@ class TemplateFitter:
         chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
         obj, zi = evaluate.nonzero(as_tuple=True)
         if obj.numel():
-            chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi)
+            chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi, fast=fast)
         return chi2.numpy()
 
     def fit_spectra(self, spectra, progress: bool = True):

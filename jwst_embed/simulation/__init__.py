@@ -4,6 +4,7 @@ Building the stellar-population library needs the ``sim`` extra (``pip install
 "jwst_embed[sim]"``); everything else is plain torch and runs on the CPU or a GPU.
 """
 
+from .agn import AGN_PARAMETER_NAMES, agn_rest_frame, sample_agn_parameters
 from .catalogue import LABEL_KEYS, MOCK_FORMAT, MockCatalogue, sample_to_batch, write_mock
 from .images import DEFAULT_RENDER_BANDS, STRUCTURE_KEYS, ImageRenderer, pixel_noise_njy
 from .morphology import (
@@ -14,6 +15,7 @@ from .morphology import (
     sample_structure,
 )
 from .prism import PrismInstrument, SpectrumSimulator, resolving_power, slit_throughput
+from .prism_noise import NATIVE_PIXELS_PER_RESEL, NativePixelNoise, native_pixel_edges
 from .psf import FLIGHT_PSF_FWHM, PSF_OBSCURATION, AiryPSF, jwst_psf, psf_fwhm
 from .sed import SED_PARAMETER_NAMES, SEDModel, sample_sed_parameters
 from .sps import LIBRARY_VERSION, StellarPopulationLibrary, load_library
@@ -39,6 +41,12 @@ __all__ = [
     "SED_PARAMETER_NAMES",
     "SpectrumSimulator",
     "PrismInstrument",
+    "NativePixelNoise",
+    "native_pixel_edges",
+    "NATIVE_PIXELS_PER_RESEL",
+    "sample_agn_parameters",
+    "agn_rest_frame",
+    "AGN_PARAMETER_NAMES",
     "resolving_power",
     "slit_throughput",
     "ImageRenderer",

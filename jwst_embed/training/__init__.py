@@ -18,6 +18,14 @@ from .distributed import (
     init_distributed,
     shutdown_distributed,
 )
+from .downstream import (
+    DownstreamConfig,
+    TokenPool,
+    build_token_pool,
+    evaluate_pool,
+    train_downstream,
+    train_line_reader,
+)
 from .finetune import FineTuner
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses_all
@@ -38,6 +46,12 @@ __all__ = [
     "parameter_groups",
     "METRIC_COLUMNS",
     "FineTuner",
+    "DownstreamConfig",
+    "TokenPool",
+    "build_token_pool",
+    "train_line_reader",
+    "train_downstream",
+    "evaluate_pool",
     "atomic_save",
     "load_checkpoint",
     "save_model",

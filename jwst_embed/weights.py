@@ -62,13 +62,23 @@ class WeightsFile:
     shipped: bool = False
 
 
-#: Registered weights, by model name. "default": the ``small`` model (7.3 M parameters, float16
-#: file) pretrained on one H100 with ``benchmarks/gpu_session.sh``, its heads and decoder then
-#: refit on frozen embeddings with ``benchmarks/refit_heads.py``, and a `~jwst_embed.models.SpectrumRefiner` added
-#: to its decoder (``-v3``; model card: docs/model_card.rst).
+#: Registered weights, by model name. "default" (also "v4"): the ``small`` model with a spectrum
+#: line reader (8.2 M parameters, float16 file): v3's encoders, with the line reader, fusion, heads
+#: and decoder trained downstream of them by ``benchmarks/train_default_v4.py``. "v3": the
+#: previous default (``small``, 7.3 M parameters), pretrained on one H100 with
+#: ``benchmarks/gpu_session.sh``, its heads and decoder refit with ``benchmarks/refit_heads.py``
+#: and a `~jwst_embed.models.SpectrumRefiner` added to its decoder. Model card: docs/model_card.rst.
+_V4 = WeightsFile(
+    name="default",
+    filename="jwst_embed-default-v4.pt",
+    sha256="55c3a37e31d4b0722f1072656dc137ae248527297333f9caafef8233cf9f9221",
+    shipped=True,
+)
 REGISTRY: dict[str, WeightsFile] = {
-    "default": WeightsFile(
-        name="default",
+    "default": _V4,
+    "v4": WeightsFile("v4", _V4.filename, _V4.sha256, shipped=True),
+    "v3": WeightsFile(
+        name="v3",
         filename="jwst_embed-default-v3.pt",
         sha256="543fa13a407c29d50d3a078fb9777e6df2acc25497dd60fec80424035d24cdb1",
         shipped=True,

@@ -112,6 +112,25 @@ def test_chi2_at_matches_the_full_fit(fitter, bright_sample):
         fitter.subset(["nope"])
 
 
+def test_binned_fitter_matches_binned_spectra(fitter, bright_sample):
+    s = bright_sample
+    coarse = fitter.binned(8)
+    assert coarse.template_cube.shape[2] == 64 and coarse.spectral_grid.n_pixels == 64
+    flux, ivar = fitter.bin_spectra(s["spectrum_noiseless"], s["spectrum_ivar"], 8)
+    assert flux.shape == (len(flux), 64)
+    # ivar-weighted means: a constant spectrum stays constant, its ivar adds up
+    constant, total = fitter.bin_spectra(np.full((1, 512), 3.0), np.full((1, 512), 2.0), 8)
+    np.testing.assert_allclose(constant.numpy(), 3.0)
+    np.testing.assert_allclose(total.numpy(), 16.0)
+    # noiseless bright spectra: the coarse fit is best near the true redshift too
+    z_true = s["redshift"].numpy()
+    chi2 = coarse.chi2_at(flux, ivar, None, np.ones((len(flux), fitter.z_grid.size), dtype=bool))
+    z_best = fitter.z_grid[np.argmin(chi2, axis=1)]
+    assert np.median(np.abs(z_best - z_true) / (1 + z_true)) < 0.05
+    with pytest.raises(ValueError, match="divide"):
+        fitter.binned(7)
+
+
 def _gaussian_pdf(centre_z, sigma, edges):
     centres = 0.5 * (edges[1:] + edges[:-1])
     pdf = np.exp(-0.5 * ((centres[None, :] - np.log1p(centre_z)[:, None]) / sigma) ** 2)

@@ -20,12 +20,13 @@ It is evaluated where it matters, which is what makes it cheap:
    at a time, wherever the joint posterior at an edge is still above 1% of its peak, with all
    templates;
 2. the *scan*: redshifts ``scan_spacing`` apart in ln(1 + z), and the window, with a few broad
-   templates (`SCAN_TEMPLATES`, a small fraction of the cost of all of them), to find where the
-   data alone would go;
-3. the *rescue*: where the floor-weighted scan beats the window's best (with all templates;
-   the scan's few templates never fit better than all of them, so this only happens where the
-   data really prefer another redshift), the full grid within two scan spacings of that scan
-   point is fitted with all templates too and joins the posterior.
+   templates (`SCAN_TEMPLATES`) on the spectrum binned 8 to 1 (64 pixels): at that resolution
+   chi2 varies slowly with z, so a sparse scan does not step over a minimum, and it costs little;
+   it finds where the continuum, the breaks and the strong (blended) lines would put the
+   redshift;
+3. the *rescue*: where the floor-weighted scan beats the scan at the window (like for like:
+   same templates, same resolution), the full grid within two scan spacings of that scan point
+   is fitted with all templates at full resolution too and joins the posterior.
 
 The likelihood's scale ``s`` comes from the best fit found anywhere (window or scan), so that a
 wrong network, whose window fits badly, cannot inflate ``s`` and so hide a better fit.
@@ -67,6 +68,8 @@ _FEW_PIXELS = 100
 # time, while the posterior at an edge is above exp(-_EDGE_DROP) (1%) of its peak.
 _MAX_EXTENSIONS = 6
 _EXTENSION = 4
+# Model pixels averaged into one pixel of the scan (512 -> 64: chi2 then varies slowly with z).
+_SCAN_BINNING = 8
 _EDGE_DROP = np.log(100.0)
 
 
@@ -177,7 +180,7 @@ def joint_redshift(
     fitter,
     floor: float = 1e-4,
     support: float = 0.3,
-    scan_spacing: float = 0.05,
+    scan_spacing: float = 0.03,
 ) -> JointRedshift:
     """Joint p(z) of a network's redshift PDF and a template fit of each spectrum.
 
@@ -240,8 +243,10 @@ def joint_redshift(
     scan[-1] = True
     scan = scan[None, :] & ~window
     names = [name for name in SCAN_TEMPLATES if name in fitter.template_names]
-    scanner = fitter.subset(names) if len(names) >= 3 else fitter
-    chi2_scan = scanner.chi2_at(flux, weight, None, scan)
+    scanner = (fitter.subset(names) if len(names) >= 3 else fitter).binned(_SCAN_BINNING)
+    flux_binned, weight_binned = fitter.bin_spectra(flux, weight, _SCAN_BINNING)
+    # the scan at coarse resolution, on its own points and on the window (to compare like with like)
+    chi2_scan = scanner.chi2_at(flux_binned, weight_binned, None, scan | window)
     evaluate = window.copy()
     chi2 = fitter.chi2_at(flux, weight, None, evaluate)
     # follow the posterior out of the window where it has not fallen to 1% of its peak at an edge
@@ -267,20 +272,19 @@ def joint_redshift(
 
     def posterior(chi2, fine):
         best_chi2 = np.where(fine, chi2, np.inf).min(axis=1, keepdims=True)
-        # the scan's fit is never better than all templates' at the same z: a fair bound
-        best_anywhere = np.minimum(best_chi2, chi2_scan.min(axis=1, keepdims=True))
-        scale = np.maximum(1.0, best_anywhere / np.maximum(n_pixels[:, None] - 1, 1))
+        scale = np.maximum(1.0, best_chi2 / np.maximum(n_pixels[:, None] - 1, 1))
         log_post = np.where(fine, -0.5 * (chi2 - best_chi2) / scale + log_prior, -np.inf)
         return log_post, scale
 
     fine = window.copy()
     log_post, scale = posterior(chi2, fine)
     scan = scan & ~window
-    # rescue: the floor-weighted data beat the window somewhere the scan looked. The scan's few
-    # templates never fit better than all of them, so a scan point that beats the window's full
-    # fit marks a redshift the data really prefer (and a scan point that does not, could not).
-    scan_score = np.where(scan & ~window, -0.5 * chi2_scan / scale + np.log(floor * peak), -np.inf)
-    window_score = np.where(window, -0.5 * chi2 / scale + log_prior, -np.inf).max(axis=1)
+    # rescue: somewhere the scan looked, the coarse data with the network's floor beat the coarse
+    # data at the network's window (the same templates and resolution on both sides)
+    coarse_scale = np.maximum(1.0, np.where(scan | window, chi2_scan, np.inf).min(axis=1, keepdims=True)
+                              / np.maximum((weight_binned > 0).sum(dim=1).numpy()[:, None] - 1, 1))  # fmt: skip
+    scan_score = np.where(scan & ~window, -0.5 * chi2_scan / coarse_scale + np.log(floor * peak), -np.inf)
+    window_score = np.where(window, -0.5 * chi2_scan / coarse_scale + log_prior, -np.inf).max(axis=1)
     rescue_rows = np.flatnonzero(scan_score.max(axis=1) > window_score)
     if rescue_rows.size:
         rescue = np.zeros_like(evaluate)
@@ -306,8 +310,12 @@ def joint_redshift(
     dof = np.maximum(n_pixels - 1, 1)
     chi2_dof = chi2[rows, best] / dof
     # where the data alone (the scan, and every full fit) would put the redshift
-    data_chi2 = np.minimum(chi2, np.where(np.isfinite(chi2_scan), chi2_scan, np.inf))
+    data_chi2 = chi2
     data_best = np.argmin(data_chi2, axis=1)
+    # the coarse data alone prefer a redshift outside the window, if not by enough to overrule it
+    coarse_outside = np.where(scan & ~window, chi2_scan, np.inf).min(axis=1)
+    coarse_inside = np.where(window, chi2_scan, np.inf).min(axis=1)
+    data_elsewhere = (coarse_inside - coarse_outside) / coarse_scale[:, 0] > 4.0
     distance = np.abs(z_grid[None, :] - z[:, None]) / (1.0 + z[:, None])
     flag = np.zeros(n, dtype=np.int64)
     prefers_other = (np.abs(z_grid[data_best] - z) / (1 + z) > _DISTINCT) & (
@@ -318,6 +326,7 @@ def joint_redshift(
     network_cdf /= network_cdf[:, -1:]
     z_network = np.array([np.interp(0.5, network_cdf[row], z_grid) for row in range(n)])
     prefers_other |= np.abs(z_network - z) / (1 + z) > _DISTINCT
+    prefers_other |= data_elsewhere
     flag |= np.where(prefers_other, Z_FLAGS["disagree"], 0)
     flag |= np.where((pz * (distance > _DISTINCT)).sum(axis=1) > _MULTIMODAL_MASS, Z_FLAGS["multimodal"], 0)
     flag |= np.where(chi2_dof > _POOR_FIT_CHI2_DOF, Z_FLAGS["poor_fit"], 0)

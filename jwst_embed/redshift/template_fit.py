@@ -366,6 +366,65 @@ class TemplateFitter:
         other.allowed = self.allowed[:, index].contiguous()
         return other
 
+    def binned(self, factor: int) -> TemplateFitter:
+        """A fitter on a grid ``factor`` times coarser, its templates averaged over the pixels.
+
+        At a coarse resolution chi2 varies slowly with redshift, so a sparse redshift scan does
+        not step over its minima (at full resolution a line fits at one redshift only).
+
+        Parameters
+        ----------
+        factor : int
+            Model pixels per coarse pixel; must divide the grid's pixel count.
+
+        Returns
+        -------
+        fitter : `TemplateFitter`
+            Use `bin_spectra` for the spectra it fits.
+
+        Raises
+        ------
+        ValueError
+            If ``factor`` does not divide the number of pixels.
+        """
+        from jwst_embed.preprocessing.spectral_grid import SpectralGrid
+
+        n_pixels = self.spectral_grid.n_pixels
+        if int(factor) < 1 or n_pixels % int(factor):
+            raise ValueError(f"factor must divide the {n_pixels} pixels of the grid, got {factor}")
+        factor = int(factor)
+        other = object.__new__(TemplateFitter)
+        other.__dict__.update(self.__dict__)
+        grid = self.spectral_grid
+        other.spectral_grid = SpectralGrid(grid.wavelength_min, grid.wavelength_max, n_pixels // factor)
+        n_z, n_t, _ = self.template_cube.shape
+        other.template_cube = self.template_cube.reshape(n_z, n_t, -1, factor).mean(dim=3).contiguous()
+        other._cube32 = None
+        return other
+
+    @staticmethod
+    def bin_spectra(flux, ivar, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inverse-variance weighted means of ``factor`` neighbouring pixels, and their ivar.
+
+        Parameters
+        ----------
+        flux, ivar : array-like or `torch.Tensor`
+            (N, L) spectra and inverse variances (0 on masked pixels).
+        factor : int
+            Pixels per coarse pixel.
+
+        Returns
+        -------
+        flux, ivar : `torch.Tensor`
+            (N, L / factor) float64.
+        """
+        flux = torch.as_tensor(np.asarray(flux) if not isinstance(flux, torch.Tensor) else flux).double()
+        ivar = torch.as_tensor(np.asarray(ivar) if not isinstance(ivar, torch.Tensor) else ivar).double()
+        shape = (flux.shape[0], -1, int(factor))
+        weight = ivar.reshape(shape).sum(dim=2)
+        mean = (flux * ivar).reshape(shape).sum(dim=2) / weight.clamp(min=1e-300)
+        return torch.where(weight > 0, mean, torch.zeros_like(mean)), weight
+
     @property
     def template_names(self) -> tuple[str, ...]:
         """Names of the templates, in the order of the cube's second axis."""

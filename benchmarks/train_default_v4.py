@@ -13,8 +13,9 @@ dusty galaxies in the prior):
 
 Writes ``OUT/model.pt`` (float16, the shipped file), ``OUT/history.json`` and
 ``OUT/phase1.pt`` / ``OUT/pool.pt`` / ``OUT/validation_pool.pt`` (re-used when the script is run
-again). ``--continue-phase2`` runs phase 2 again from ``OUT/model.pt`` (a second leg, with
-``--steps`` and ``--lr-scale``; the first leg's file is kept as ``OUT/model_leg1.pt``). Prints one
+again). ``--continue-phase2`` runs phase 2 again from ``OUT/model.pt`` (leg ``--leg``, default 2,
+with ``--steps`` and ``--lr-scale``; the previous leg's file is kept as ``OUT/model_leg<N-1>.pt``
+and the log goes to ``OUT/history_leg<N>.json``). Prints one
 JSON object as the last line. Runs on a CPU (about an hour on two cores with
 the defaults) or a GPU (``--device cuda``).
 
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--continue-phase2", action="store_true",
                         help="start phase 2 again from OUT/model.pt (a second leg; history in history_leg2.json)")
     parser.add_argument("--lr-scale", type=float, default=1.0, help="scale both phase-2 learning rates")
+    parser.add_argument("--leg", type=int, default=2, help="number of the leg --continue-phase2 runs (2, 3, ...)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -88,12 +90,15 @@ def main() -> None:
     timings = {}
 
     phase1 = args.out / "phase1.pt"
-    leg = "_leg2" if args.continue_phase2 else ""
+    leg_number = args.leg if args.continue_phase2 else 1
+    if args.continue_phase2 and args.leg < 2:
+        parser.error(f"--leg must be >= 2 with --continue-phase2, got {args.leg}")
+    leg = f"_leg{leg_number}" if args.continue_phase2 else ""
     if args.continue_phase2:
         model = load_model(args.out / "model.pt")
         model = (model[0] if isinstance(model, tuple) else model).float()
         history1 = json.loads((args.out / "history_phase1.json").read_text())
-        (args.out / "model_leg1.pt").write_bytes((args.out / "model.pt").read_bytes())
+        (args.out / f"model_leg{leg_number - 1}.pt").write_bytes((args.out / "model.pt").read_bytes())
     elif phase1.exists():
         model = load_model(phase1)
         model = model[0] if isinstance(model, tuple) else model
@@ -131,7 +136,7 @@ def main() -> None:
     metadata = {
         "trained_from": args.init.name, "fields": V4_FIELDS, "downstream": config.to_dict(),
         "pool": args.pool, "pool_seed": POOL_SEED, "validation_seed": VALIDATION_SEED,
-        "device": str(device), "timings": timings, "leg": 2 if args.continue_phase2 else 1,
+        "device": str(device), "timings": timings, "leg": leg_number,
         "lr_scale": args.lr_scale,
     }  # fmt: skip
     save_model(args.out / "model.pt", model.cpu().half(), metadata)

@@ -104,7 +104,8 @@ def test_embed_and_predict_redshift_on_real_files(embedder, jades, bands):
 def test_predictions_from_one_pass_agree_and_do_not_depend_on_batch_size(embedder, jades):
     images, spectra = _inputs(jades, BANDS)
     combined = predict(images=images, spectra=spectra, embedder=embedder)
-    assert combined.colnames == ["z", "z_lo", "z_hi", "log_mass", "log_mass_err", "morphology", "p_morphology"]
+    assert combined.colnames == ["z", "z_lo", "z_hi", "log_mass", "log_mass_err", "morphology", "p_morphology",
+                                 "z_method", "z_flag"]
     one_by_one = predict(images=images, spectra=spectra, embedder=embedder, batch_size=1)
     redshift = predict_redshift(images=images, spectra=spectra, embedder=embedder)
     mass = predict_stellar_mass(images=images, spectra=spectra, embedder=embedder)

@@ -14,7 +14,12 @@ from jwst_embed.redshift import (
     default_redshift_grid,
     rest_frame_templates,
 )
-from jwst_embed.redshift.joint import Z_FLAGS, joint_redshift, network_density_on_grid
+from jwst_embed.redshift.joint import (
+    Z_FLAGS,
+    _credible_interval,
+    joint_redshift,
+    network_density_on_grid,
+)
 from jwst_embed.simulation import MockSurvey, SurveyConfig
 from jwst_embed.simulation.sps import load_library
 
@@ -144,6 +149,19 @@ def test_network_density_is_normalised():
     density = network_density_on_grid(pdf, edges, grid)
     assert np.trapezoid(density[0], np.log1p(grid)) == pytest.approx(1.0, rel=1e-3)
     assert density[0, grid > 16.01].max() == 0.0
+
+
+def test_credible_interval_is_centred_on_sharp_and_broad_posteriors():
+    x = np.linspace(0.0, 2.0, 201)  # cells of 0.01
+    # all probability on one grid point: the interval is centred on it, not shifted half a cell
+    delta = np.zeros_like(x)
+    delta[100] = 1.0
+    lo, hi = _credible_interval(x, delta, x[100])
+    assert lo < x[100] < hi and hi - x[100] == pytest.approx(x[100] - lo) == pytest.approx(0.0034)
+    # a Gaussian many cells wide: its 16th and 84th percentiles, +-1 sigma
+    gauss = np.exp(-0.5 * ((x - 1.0) / 0.1) ** 2)
+    lo, hi = _credible_interval(x, gauss / gauss.sum(), 1.0)
+    assert lo == pytest.approx(0.9, abs=0.003) and hi == pytest.approx(1.1, abs=0.003)
 
 
 def test_joint_follows_a_right_network_cheaply(fitter, bright_sample):

@@ -483,17 +483,20 @@ class TemplateFitter:
             cube = self.template_cube
         weighted = ivar * flux
         total = (weighted * flux).sum(dim=1)
-        for start in range(0, obj.numel(), 512):
-            o, z = obj[start : start + 512], zi[start : start + 512]
+        # As many pairs at a time as ~64 MB of gathered templates allow: the batched NNLS costs
+        # mostly per-iteration overhead, so small problems (a binned scan) gain from big batches.
+        size = max(512, (64 << 20) // (cube.shape[1] * cube.shape[2] * cube.element_size()))
+        for start in range(0, obj.numel(), size):
+            o, z = obj[start : start + size], zi[start : start + size]
             templates = cube[z]  # (P, T, L)
             gram = (templates * ivar[o][:, None, :]) @ templates.transpose(1, 2)
             rhs = (templates @ weighted[o][:, :, None])[:, :, 0]
             if not fast:
-                out[start : start + 512] = self._solve(gram, rhs, total[o], z)
+                out[start : start + size] = self._solve(gram, rhs, total[o], z)
                 continue
             coeff = nnls_normal_equations(gram.double(), rhs.double(), self.allowed[z]).float()
             residual = flux[o] - (coeff[:, None, :] @ templates)[:, 0, :]
-            out[start : start + 512] = (ivar[o] * residual.square()).sum(dim=1).double()
+            out[start : start + size] = (ivar[o] * residual.square()).sum(dim=1).double()
         return out
 
     def _chi2_chunk(self, flux: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:

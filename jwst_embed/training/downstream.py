@@ -384,6 +384,24 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
     The noise is drawn with a fixed seed, so calls are comparable. Returns
     ``z_sigma_nmad_<set>``, ``z_outliers_<set>`` for the `EVALUATION_SETS`, and
     ``logm_sigma``, ``morph_f1`` and ``spec_r2_median`` for F150W + PRISM.
+
+    Parameters
+    ----------
+    model : `~jwst_embed.models.MultimodalModel`
+        The model whose heads and decoder are scored.
+    pool : `TokenPool`
+        Cached image tokens, clean spectra and labels of the validation objects.
+    instrument : `~jwst_embed.simulation.PrismInstrument`
+        Draws the PRISM noise added to the pool's clean spectra.
+    config : `DownstreamConfig`, optional
+        Batch composition and noise options; the defaults if not given.
+    seed : int, optional
+        Seed of the noise draws.
+
+    Returns
+    -------
+    scores : dict of str to float
+        The scores named above.
     """
     from ..evaluation import morphology_f1, spectrum_r2
     from .validation import outlier_fraction, sigma_nmad

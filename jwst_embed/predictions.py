@@ -247,15 +247,9 @@ def _probabilities_on(pdf_density: np.ndarray, z_grid: np.ndarray) -> np.ndarray
     return mass / np.clip(mass.sum(axis=1, keepdims=True), 1e-300, None)
 
 
-def _far_mass(pz: np.ndarray, z_grid: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Probability more than 0.05 (1 + z) away from ``z`` (the ``multimodal`` flag's measure)."""
-    distance = np.abs(z_grid[None, :] - z[:, None]) / (1.0 + z[:, None])
-    return (pz * (distance > 0.05)).sum(axis=1)
-
-
 def _network_rows(values: dict[str, np.ndarray], rows: np.ndarray, z_grid: np.ndarray | None):
     """z, z_lo, z_hi, z_mode, pz (on ``z_grid`` or the network's bins) and flags of network rows."""
-    from .redshift.joint import Z_FLAGS, network_density_on_grid
+    from .redshift.joint import Z_FLAGS, network_density_on_grid, quality_flags
 
     columns = _redshift_columns({key: values[key][rows] for key in ("z_median", "z_16", "z_84", "z_mode")})
     z = np.asarray(columns[0])
@@ -265,8 +259,7 @@ def _network_rows(values: dict[str, np.ndarray], rows: np.ndarray, z_grid: np.nd
         density = network_density_on_grid(values["pdf"][rows], values["log1pz_edges"], z_grid)
         # a density per unit ln(1 + z) -> per unit z
         pz, grid = _probabilities_on(density / (1.0 + z_grid)[None, :], z_grid), z_grid
-    flag = np.full(len(rows), Z_FLAGS["network_only"], dtype=np.int64)
-    flag |= np.where(_far_mass(pz, grid, z) > 0.1, Z_FLAGS["multimodal"], 0)
+    flag = Z_FLAGS["network_only"] | quality_flags(pz, grid, z)
     return [np.asarray(c) for c in columns], pz, flag
 
 
@@ -410,7 +403,7 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
         table["z_flag"] = Column(flag, description="bits of jwst_embed.redshift.joint.Z_FLAGS")
         return table
 
-    from .redshift.joint import Z_FLAGS, joint_redshift
+    from .redshift.joint import joint_redshift, quality_flags
 
     z_grid = fitter.z_grid
     out = {key: np.zeros(n) for key in ("z", "z_lo", "z_hi", "z_mode", "chi2_dof")}
@@ -426,14 +419,11 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
             probability = _probabilities_on(np.asarray(fit["pz"], dtype=np.float64), z_grid)
             chi2_dof = np.asarray(fit["chi2_min"]) / np.maximum(np.asarray(fit["n_pixels"]) - 1, 1)
             z_lo, z_hi = np.asarray(fit["z_lo"], dtype=np.float64), np.asarray(fit["z_hi"], dtype=np.float64)
-            fit_flag = np.where(chi2_dof > 5.0, Z_FLAGS["poor_fit"], 0) | np.where(
-                np.asarray(fit["n_pixels"]) < 100, Z_FLAGS["few_pixels"], 0
-            )
+            fit_flag = quality_flags(probability, z_grid, z_fit, chi2_dof, np.asarray(fit["n_pixels"]))
         else:
             result = joint_redshift(values["pdf"][fitted], values["log1pz_edges"], flux, ivar, mask, fitter, floor=floor)
             z_fit, probability, chi2_dof = result.z, result.pz, result.chi2_dof
             z_lo, z_hi, fit_flag = result.z_lo, result.z_hi, result.z_flag
-        fit_flag = fit_flag | np.where(_far_mass(probability, z_grid, z_fit) > 0.1, Z_FLAGS["multimodal"], 0)
         out["z"][fitted], out["z_lo"][fitted], out["z_hi"][fitted] = z_fit, z_lo, z_hi
         out["z_mode"][fitted] = z_grid[np.argmax(probability, axis=1)]
         out["chi2_dof"][fitted] = chi2_dof

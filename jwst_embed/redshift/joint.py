@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SCAN_TEMPLATES", "Z_FLAGS", "JointRedshift", "joint_redshift", "network_density_on_grid"]
+__all__ = ["SCAN_TEMPLATES", "Z_FLAGS", "JointRedshift", "joint_redshift", "network_density_on_grid", "quality_flags"]
 
 #: Templates of the scan for better fits outside the network's window: young, mature, dusty and
 #: old galaxies, a reddened nucleus with broad lines, strong [OIII] and hydrogen lines.
@@ -71,6 +71,45 @@ _EXTENSION = 4
 # Model pixels averaged into one pixel of the scan (512 -> 64: chi2 then varies slowly with z).
 _SCAN_BINNING = 8
 _EDGE_DROP = np.log(100.0)
+
+
+def quality_flags(pz, z_grid, z, chi2_dof=None, n_pixels=None) -> np.ndarray:
+    """The ``multimodal``, ``poor_fit`` and ``few_pixels`` bits of `Z_FLAGS`, for any p(z).
+
+    Parameters
+    ----------
+    pz : array-like
+        (N, n_z) probability per trial redshift (rows sum to 1).
+    z_grid : array-like
+        (n_z,) trial redshifts.
+    z : array-like
+        (N,) the redshift each row reports.
+    chi2_dof, n_pixels : array-like, optional
+        (N,) reduced chi2 of the best template fit and usable pixels; without them (a network's
+        p(z)) only ``multimodal`` is judged.
+
+    Returns
+    -------
+    flags : `numpy.ndarray`
+        (N,) int64 bits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grid = np.array([1.0, 1.01, 3.0])
+    >>> quality_flags([[0.5, 0.2, 0.3], [0.6, 0.4, 0.0]], grid, [1.0, 1.0], [1.2, 7.0], [300, 50]).tolist()
+    [2, 12]
+    """
+    pz = np.atleast_2d(np.asarray(pz, dtype=np.float64))
+    z_grid = np.asarray(z_grid, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    distance = np.abs(z_grid[None, :] - z[:, None]) / (1.0 + z[:, None])
+    flag = np.where((pz * (distance > _DISTINCT)).sum(axis=1) > _MULTIMODAL_MASS, Z_FLAGS["multimodal"], 0)
+    if chi2_dof is not None:
+        flag |= np.where(np.asarray(chi2_dof) > _POOR_FIT_CHI2_DOF, Z_FLAGS["poor_fit"], 0)
+    if n_pixels is not None:
+        flag |= np.where(np.asarray(n_pixels) < _FEW_PIXELS, Z_FLAGS["few_pixels"], 0)
+    return flag.astype(np.int64)
 
 
 def _widen(marked: np.ndarray, steps: int) -> np.ndarray:
@@ -331,8 +370,7 @@ def joint_redshift(
     coarse_outside = np.where(scan & ~window, chi2_scan, np.inf).min(axis=1)
     coarse_inside = np.where(window, chi2_scan, np.inf).min(axis=1)
     data_elsewhere = (coarse_inside - coarse_outside) / coarse_scale[:, 0] > 4.0
-    distance = np.abs(z_grid[None, :] - z[:, None]) / (1.0 + z[:, None])
-    flag = np.zeros(n, dtype=np.int64)
+    flag = quality_flags(pz, z_grid, z, chi2_dof, n_pixels)
     prefers_other = (np.abs(z_grid[data_best] - z) / (1 + z) > _DISTINCT) & (
         (chi2[rows, best] - data_chi2[rows, data_best]) / scale[:, 0] > 4.0
     )
@@ -343,9 +381,6 @@ def joint_redshift(
     prefers_other |= np.abs(z_network - z) / (1 + z) > _DISTINCT
     prefers_other |= data_elsewhere
     flag |= np.where(prefers_other, Z_FLAGS["disagree"], 0)
-    flag |= np.where((pz * (distance > _DISTINCT)).sum(axis=1) > _MULTIMODAL_MASS, Z_FLAGS["multimodal"], 0)
-    flag |= np.where(chi2_dof > _POOR_FIT_CHI2_DOF, Z_FLAGS["poor_fit"], 0)
-    flag |= np.where(n_pixels < _FEW_PIXELS, Z_FLAGS["few_pixels"], 0)
     return JointRedshift(
         z=z, z_lo=z_lo, z_hi=z_hi, pz=pz, z_grid=z_grid.copy(), chi2_dof=chi2_dof,
         n_pixels=n_pixels, z_flag=flag, n_evaluated=evaluate.sum(axis=1),

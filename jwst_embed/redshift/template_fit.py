@@ -37,6 +37,7 @@ import torch
 
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
 
+from .nnls import nnls_normal_equations
 from .templates import DEFAULT_TEMPLATES, ComponentTemplate, SEDTemplate, rest_frame_templates
 
 #: Local minima of the coarse chi2 curve refined on the full redshift grid.
@@ -79,122 +80,6 @@ def default_redshift_grid(z_max: float = Z_MAX, n: int = 880) -> np.ndarray:
     if int(n) < 3:
         raise ValueError(f"the redshift grid needs at least 3 points, got {n}")
     return np.expm1(np.linspace(0.0, math.log1p(z_max), int(n)))
-
-
-def nnls_normal_equations(
-    gram: torch.Tensor,
-    rhs: torch.Tensor,
-    allowed: torch.Tensor | None = None,
-    max_iter: int | None = None,
-) -> torch.Tensor:
-    """Batched non-negative least squares on the normal equations (Lawson-Hanson active set).
-
-    Minimises ``0.5 c^T G c - b^T c`` subject to ``c >= 0`` for a batch of small problems,
-    which is ``||W^(1/2) (f - A c)||^2`` with ``G = A^T W A`` and ``b = A^T W f``.
-
-    Parameters
-    ----------
-    gram : `torch.Tensor`
-        (B, K, K) symmetric positive semi-definite matrices ``G``.
-    rhs : `torch.Tensor`
-        (B, K) vectors ``b``.
-    allowed : `torch.Tensor`, optional
-        (B, K) bool; variables that are False are held at 0.
-    max_iter : int, optional
-        Cap on the outer (add-a-variable) iterations; default ``3 K``.
-
-    Returns
-    -------
-    coefficients : `torch.Tensor`
-        (B, K), non-negative, dtype of ``gram``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from scipy.optimize import nnls
-    >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
-    >>> f = torch.tensor([2.0, -1.0, 1.0], dtype=torch.float64)
-    >>> c = nnls_normal_equations((a.T @ a)[None], (a.T @ f)[None])
-    >>> c.numpy().round(6), nnls(a.numpy(), f.numpy())[0].round(6)
-    (array([[1.5, 0. ]]), array([1.5, 0. ]))
-    """
-    if gram.ndim != 3 or gram.shape[1] != gram.shape[2] or rhs.shape != gram.shape[:2]:
-        raise ValueError(
-            f"gram must be (B, K, K) and rhs (B, K); got {tuple(gram.shape)} and {tuple(rhs.shape)}"
-        )
-    n_batch, n_var = rhs.shape
-    if allowed is None:
-        allowed = torch.ones(n_batch, n_var, dtype=torch.bool, device=rhs.device)
-    max_iter = 3 * n_var if max_iter is None else int(max_iter)
-    eye = torch.eye(n_var, dtype=gram.dtype, device=gram.device)
-    scale = gram.diagonal(dim1=1, dim2=2).amax(dim=1).clamp(min=torch.finfo(gram.dtype).tiny)
-    # a relative ridge keeps near-collinear templates solvable; its effect on chi2 is ~1e-10
-    ridge = torch.diag_embed(1e-10 * gram.diagonal(dim1=1, dim2=2).clamp(min=0) + 1e-300)
-    tol = 1e-12 * scale
-    x = torch.zeros_like(rhs)
-    passive = torch.zeros_like(allowed)
-    ridge = ridge if ridge.shape[0] == n_batch else ridge.expand(n_batch, -1, -1)
-
-    def restricted_solve(g, b, p):
-        both = p[:, :, None] & p[:, None, :]
-        g_p = torch.where(both, g, eye[None])
-        b_p = torch.where(p, b, torch.zeros_like(b))
-        # Cholesky of the (positive definite, ridged) restricted Gram matrix; a (rare) failed
-        # factorisation falls back to LU, and a singular one gives a flagged zero row.
-        factor, info = torch.linalg.cholesky_ex(g_p)
-        solution = torch.cholesky_solve(b_p[:, :, None], factor)[:, :, 0]
-        failed = info != 0
-        if bool(failed.any()):
-            solution[failed] = torch.linalg.solve_ex(g_p[failed], b_p[failed])[0]
-        return torch.where(p, torch.nan_to_num(solution), torch.zeros_like(solution))
-
-    # Problems that satisfy the optimality conditions leave the working set for good, so late
-    # iterations (a few objects with many active templates) cost little.
-    live = torch.arange(n_batch, device=rhs.device)
-    g_live, b_live, allowed_live = gram + ridge, rhs, allowed
-    x_live, passive_live, tol_live = x, passive, tol
-    for _ in range(max_iter):
-        gradient = b_live - (g_live @ x_live[:, :, None])[:, :, 0]  # minus the objective's gradient
-        candidates = ~passive_live & allowed_live & (gradient > tol_live[:, None])
-        has = candidates.any(dim=1)
-        if not bool(has.all()):
-            x[live[~has]] = x_live[~has]
-            live, g_live, b_live, allowed_live = live[has], g_live[has], b_live[has], allowed_live[has]
-            x_live, passive_live, tol_live = x_live[has], passive_live[has], tol_live[has]
-            candidates, gradient = candidates[has], gradient[has]
-        if live.numel() == 0:
-            break
-        p, xi = passive_live.clone(), x_live.clone()
-        best = torch.where(candidates, gradient, -torch.inf).argmax(dim=1)
-        p[torch.arange(live.numel(), device=p.device), best] = True
-        # inner loop: only the problems whose solution left the feasible set are solved again
-        active = torch.arange(live.numel(), device=p.device)
-        s = restricted_solve(g_live, b_live, p)
-        for _ in range(n_var + 1):
-            infeasible = p[active] & (s <= 0)
-            need = infeasible.any(dim=1)
-            xi[active[~need]] = s[~need]
-            if not bool(need.any()):
-                active = active[:0]
-                break
-            active, s, infeasible = active[need], s[need], infeasible[need]
-            x_a, p_a = xi[active], p[active]
-            # step from x_a towards s until the first passive variable hits zero
-            step = x_a - s
-            ratio = torch.where(infeasible & (step > 0), x_a / step.clamp(min=1e-300), torch.inf)
-            alpha = ratio.amin(dim=1).clamp(0.0, 1.0)
-            alpha = torch.where(torch.isfinite(alpha), alpha, torch.zeros_like(alpha))
-            x_a = x_a + alpha[:, None] * (s - x_a)
-            p_a = p_a & ~(x_a <= 1e-12 * x_a.abs().amax(dim=1, keepdim=True))
-            xi[active] = torch.where(p_a, x_a, torch.zeros_like(x_a))
-            p[active] = p_a
-            s = restricted_solve(g_live[active], b_live[active], p_a)
-        if active.numel():
-            xi[active] = torch.where(p[active], s.clamp(min=0), torch.zeros_like(s))
-        x_live = xi.clamp(min=0)
-        passive_live = p & (x_live > 0)
-    x[live] = x_live
-    return x
 
 
 class TemplateFitter:

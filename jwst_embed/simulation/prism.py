@@ -44,6 +44,7 @@ import torch
 
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
 from jwst_embed.simulation.prism_noise import NATIVE_PIXELS_PER_RESEL, NativePixelNoise
+from jwst_embed.simulation.prism_resolution import RESOLVING_POWER_TABLE, resolving_power
 from jwst_embed.simulation.sed import SEDModel
 from jwst_embed.simulation.sps import StellarPopulationLibrary
 
@@ -56,17 +57,6 @@ __all__ = [
     "resolving_power",
     "slit_throughput",
 ]
-
-#: JDox PRISM/CLEAR resolving power: (wavelength um, R).
-RESOLVING_POWER_TABLE = (
-    (0.6, 64.0),
-    (1.2, 30.0),
-    (2.0, 49.0),
-    (3.0, 101.0),
-    (4.0, 180.0),
-    (5.0, 286.0),
-    (5.3, 323.0),
-)
 
 #: Relative 1-sigma continuum noise per resolution element, (wavelength um, factor), 1 at 3 um.
 #: A smooth stand-in for the shape of the JDox PRISM sensitivity curve.
@@ -95,33 +85,6 @@ SHUTTER_WIDTH_ARCSEC = 0.20
 SHUTTER_LENGTH_ARCSEC = 0.46
 # PSF stand-in: a diffraction core plus wings, so a point source loses ~15%.
 _PSF_CORE_FWHM_ARCSEC, _PSF_WING_FWHM_ARCSEC, _PSF_WING_FRACTION = 0.10, 0.40, 0.2
-
-
-def resolving_power(wavelength_um, sharpening: float = 1.0) -> np.ndarray:
-    """PRISM resolving power lambda / FWHM at ``wavelength_um`` (array-like, um).
-
-    Parameters
-    ----------
-    wavelength_um : array-like
-        Wavelengths in um (a Quantity is converted).
-    sharpening : float, optional
-        Factor for compact sources (~1.3 for a point source; 1 = JDox nominal).
-
-    Returns
-    -------
-    R : `numpy.ndarray`
-
-    Examples
-    --------
-    >>> float(resolving_power(3.0))
-    101.0
-    """
-    if isinstance(wavelength_um, u.Quantity):
-        wavelength_um = wavelength_um.to_value(u.um)
-    if not sharpening > 0:
-        raise ValueError(f"sharpening must be positive, got {sharpening}")
-    table = np.asarray(RESOLVING_POWER_TABLE)
-    return sharpening * np.interp(np.asarray(wavelength_um, dtype=float), table[:, 0], table[:, 1])
 
 
 def _sensitivity_shape(wavelength_um: np.ndarray) -> np.ndarray:

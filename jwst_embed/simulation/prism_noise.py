@@ -44,6 +44,7 @@ import torch
 
 from jwst_embed.preprocessing.resample import _build_resampler
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
+from jwst_embed.simulation.prism_resolution import resolving_power
 
 __all__ = ["NATIVE_PIXELS_PER_RESEL", "NativePixelNoise", "native_pixel_edges"]
 
@@ -75,8 +76,6 @@ def native_pixel_edges(pixels_per_resel: float = NATIVE_PIXELS_PER_RESEL) -> np.
     >>> 440 < edges.size - 1 < 500, bool(np.all(np.diff(edges) > 0))
     (True, True)
     """
-    from .prism import resolving_power
-
     if not pixels_per_resel > 0:
         raise ValueError(f"pixels_per_resel must be positive, got {pixels_per_resel}")
     edges = [_NATIVE_RANGE_UM[0]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from astropy.nddata import NDData, StdDevUncertainty
 from conftest import JADES_HLSP
 from specutils import Spectrum
@@ -76,18 +77,23 @@ def test_default_model_brighter_galaxy_is_more_massive(default, jades):
     assert bright - faint > 0.3
 
 
-def test_v3_stays_loadable_by_name(tmp_path, monkeypatch):
+def test_v4_stays_loadable_by_name(tmp_path, monkeypatch):
     """The previous default model ships too and loads by its name, verified by its own hash."""
     monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
     monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
-    path = fetch_weights("v3")
-    assert sha256_of(path) == REGISTRY["v3"].sha256 != REGISTRY["default"].sha256
-    assert REGISTRY["v4"].filename == REGISTRY["default"].filename
-    v3 = MultimodalEmbedder.from_pretrained("v3", device="cpu")
-    assert v3.model.line_reader is None and v3.model.config.redshift_bins == 256
+    path = fetch_weights("v4")
+    assert sha256_of(path) == REGISTRY["v4"].sha256 != REGISTRY["default"].sha256
+    assert REGISTRY["v5"].filename == REGISTRY["default"].filename
+    v4 = MultimodalEmbedder.from_pretrained("v4", device="cpu")
+    default = MultimodalEmbedder.from_pretrained("default", device="cpu")
+    assert v4.model.config.to_dict() == default.model.config.to_dict()
+    differs = [key for key, value in v4.model.state_dict().items()
+               if not torch.equal(value, default.model.state_dict()[key])]  # fmt: skip
+    # v5 is v4 trained further downstream of the frozen encoders: those are identical
+    assert differs and not any(key.startswith(("image_encoder", "spectrum_encoder")) for key in differs)
 
 
 def test_default_model_reads_lines(default):
-    """v4 has the spectrum line reader, and its p(z) resolves redshift finely."""
+    """The default model has the spectrum line reader, and its p(z) resolves redshift finely."""
     assert default.model.line_reader is not None
     assert default.model.config.redshift_bins == 512

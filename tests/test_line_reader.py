@@ -115,3 +115,23 @@ def test_downstream_training_moves_only_the_downstream_modules(pools):
     assert all(p.requires_grad for p in model.parameters())  # unfrozen again for the caller
     direct = evaluate_pool(model, validation, survey.spectrum_simulator.instrument)
     assert direct == evaluate_pool(model, validation, survey.spectrum_simulator.instrument)  # fixed noise seed
+
+
+def test_downstream_training_stops_at_its_time_budget(pools):
+    from jwst_embed.training.downstream import _cosine
+
+    model, survey, pool, validation = pools
+    assert pool.to("cpu") is pool and pool.device.type == "cpu"
+    calls = []
+    settings = DownstreamConfig(steps=10**6, batch_size=8)
+    history = train_downstream(model, pool, survey.spectrum_simulator.instrument, settings, validation=validation,
+                               validate_every=10**6, progress=False, max_seconds=1.0,
+                               on_validation=lambda step, scores: calls.append((step, scores)))  # fmt: skip
+    # stopped by time long before the step count, and validated (and checkpointed) where it stopped
+    assert len(calls) == 1 and 0 < calls[0][0] < 10**6
+    assert history[-1]["step"] == calls[0][0] and np.isfinite(calls[0][1]["z_sigma_nmad_PRISM"])
+    # the schedule follows the budget: at the end of the budget the rate is at its floor
+    assert _cosine(500, 10**6, position=10**6) == pytest.approx(0.05)
+    assert _cosine(500, 10**6, position=0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="max_seconds"):
+        train_downstream(model, pool, survey.spectrum_simulator.instrument, settings, max_seconds=0.0, progress=False)

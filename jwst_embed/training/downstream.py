@@ -117,6 +117,19 @@ class TokenPool:
     def __len__(self) -> int:
         return self.image_tokens.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the pool's tensors live (batches are drawn there)."""
+        return self.image_tokens.device
+
+    def to(self, device: str | torch.device) -> TokenPool:
+        """The pool with every tensor on ``device`` (itself if already there)."""
+        device = torch.device(device)
+        if self.device == device:
+            return self
+        return TokenPool(self.bands, self.image_tokens.to(device), self.spectrum_noiseless.to(device),
+                         self.exposure_s.to(device), {key: value.to(device) for key, value in self.labels.items()})  # fmt: skip
+
     def save(self, path: str | Path) -> None:
         """Write the pool as a dict of tensors (`torch.load` with ``weights_only=True`` reads it)."""
         torch.save(
@@ -144,9 +157,11 @@ def _freeze_all_but(model: nn.Module, names) -> list[nn.Parameter]:
     return trainable
 
 
-def _cosine(step: int, steps: int, warmup: int = 100) -> float:
+def _cosine(step: int, steps: int, warmup: int = 100, position: int | None = None) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 5% at ``position`` = ``steps``."""
     warm = min(1.0, (step + 1) / warmup)
-    return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1))))
+    position = step if position is None else position
+    return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(position, steps) / max(steps, 1))))
 
 
 @torch.no_grad()
@@ -207,19 +222,22 @@ def _pool_batch(pool: TokenPool, rows: Tensor, instrument, generator: torch.Gene
     """A Batch of pool objects with fresh spectral noise, and their cached image tokens."""
     from ..simulation.prism import REFERENCE_EXPOSURE_S
 
-    n, n_bands = rows.numel(), len(pool.bands)
+    n, n_bands, device = rows.numel(), len(pool.bands), pool.device
+    rows = rows.to(device)
     noiseless = pool.spectrum_noiseless[rows]
     observed = instrument.native_noise.draw(noiseless, REFERENCE_EXPOSURE_S / pool.exposure_s[rows], generator)
     if shown is None:
-        probability = torch.tensor([config.band_probability] * n_bands + [config.spectrum_probability])
-        shown = torch.rand(n, n_bands + 1, generator=generator) < probability
+        probability = torch.tensor([config.band_probability] * n_bands + [config.spectrum_probability], device=device)
+        shown = torch.rand(n, n_bands + 1, generator=generator, device=device) < probability
         empty = ~shown.any(dim=1)
-        pick = torch.randint(0, n_bands + 1, (n,), generator=generator)
+        pick = torch.randint(0, n_bands + 1, (n,), generator=generator, device=device)
         shown[empty, pick[empty]] = True
+    shown = shown.to(device)
     images = {}
     cached = {}
     for k, band in enumerate(pool.bands):
-        images[band] = ModalityTensors(torch.zeros(n, 1, 1), torch.zeros(n, 1, 1), torch.ones(n, 1, 1, dtype=torch.bool))
+        images[band] = ModalityTensors(torch.zeros(n, 1, 1, device=device), torch.zeros(n, 1, 1, device=device),
+                                       torch.ones(n, 1, 1, dtype=torch.bool, device=device))  # fmt: skip
         cached[band] = pool.image_tokens[rows, k].float()
     has_spectrum = shown[:, -1]
     mask = observed["spectrum_mask"] | ~has_spectrum[:, None]
@@ -291,7 +309,8 @@ def train_line_reader(model, survey, config: DownstreamConfig | None = None, pro
 
 def train_downstream(model, pool: TokenPool, instrument, config: DownstreamConfig | None = None,
                      validation: TokenPool | None = None, validate_every: int = 500,
-                     progress: bool = True, reset_heads: tuple[str, ...] = ()) -> list[dict]:
+                     progress: bool = True, reset_heads: tuple[str, ...] = (),
+                     max_seconds: float | None = None, on_validation=None) -> list[dict]:
     """Phase 2: train the line reader, fusion, heads and decoder on a `TokenPool`.
 
     Parameters
@@ -310,17 +329,34 @@ def train_downstream(model, pool: TokenPool, instrument, config: DownstreamConfi
         Show a progress bar.
     reset_heads : tuple of str
         Heads newly built (trained at ``lr_new``), e.g. ``("redshift",)`` for a head with new bins.
+    max_seconds : float, optional
+        Time budget: training stops after this many seconds (or ``config.steps`` steps, whichever
+        comes first), and the learning-rate schedule follows the larger of the step and time
+        fractions, so a run cut by time still ends at the low learning rate.
+    on_validation : callable, optional
+        Called as ``on_validation(step, scores)`` after each validation (e.g. to checkpoint).
 
     Returns
     -------
     history : list of dict
         Loss terms every 50 steps and validation scores.
+
+    Notes
+    -----
+    The pool is moved to the model's device; noise and input subsets are drawn there.
     """
     from tqdm.auto import tqdm
 
     config = config or DownstreamConfig()
     if instrument.native_noise is None:
         raise ValueError("the instrument must draw native-pixel noise (PrismInstrument(noise='native'))")
+    if max_seconds is not None and max_seconds <= 0:
+        raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+    device = next(model.parameters()).device
+    if instrument.native_noise.device.type != device.type:
+        raise ValueError(f"the instrument draws noise on {instrument.native_noise.device}, the model is on {device}")
+    pool = pool.to(device)
+    validation = validation.to(device) if validation is not None else None
     torch.manual_seed(config.seed)
     trainable = _freeze_all_but(model, DOWNSTREAM_MODULES)
     new = {id(p) for name in _NEW_MODULES if getattr(model, name) is not None for p in getattr(model, name).parameters()}
@@ -333,14 +369,21 @@ def train_downstream(model, pool: TokenPool, instrument, config: DownstreamConfi
     optimiser = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.01)
     weights = LossWeights(**{"spectrum_mask": 0.0, "image_mask": 0.0, "contrastive": 0.0, **config.loss})
     loss_fn = PretrainingLoss(weights)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     history, running = [], {}
     start = time.perf_counter()
+    last_step = config.steps
     for step in tqdm(range(config.steps), desc="downstream", disable=not progress):
+        elapsed = time.perf_counter() - start
+        if max_seconds is not None and elapsed >= max_seconds:
+            last_step = step
+            break
+        # a schedule position in steps: the step fraction, or the time fraction if that is ahead
+        position = step if max_seconds is None else max(step, int(config.steps * elapsed / max_seconds))
         model.train()
         for group in optimiser.param_groups:
-            group["lr"] = group["peak"] * _cosine(step, config.steps)
-        rows = torch.randint(0, len(pool), (config.batch_size,), generator=generator)
+            group["lr"] = group["peak"] * _cosine(step, config.steps, position=position)
+        rows = torch.randint(0, len(pool), (config.batch_size,), generator=generator, device=device)
         batch, cached = _pool_batch(pool, rows, instrument, generator, config)
         output = model(batch, mask_inputs=False, generator=generator, modality_dropout=True, cached_image_tokens=cached)
         total, parts = loss_fn(output, batch.targets, model.heads)
@@ -363,14 +406,24 @@ def train_downstream(model, pool: TokenPool, instrument, config: DownstreamConfi
             history.append(record)
             running = {}
         if validation is not None and ((step + 1) % validate_every == 0 or step + 1 == config.steps):
-            scores = evaluate_pool(model, validation, instrument, config)
-            history.append({"step": step + 1, **{f"val_{k}": v for k, v in scores.items()}})
-            if progress:
-                tqdm.write(f"step {step + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+            _validate(model, validation, instrument, config, step + 1, history, progress, on_validation)
+    if validation is not None and last_step < config.steps and last_step % validate_every:
+        _validate(model, validation, instrument, config, last_step, history, progress, on_validation)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     model.eval()
     return history
+
+
+def _validate(model, validation, instrument, config, step, history, progress, on_validation) -> None:
+    from tqdm.auto import tqdm
+
+    scores = evaluate_pool(model, validation, instrument, config)
+    history.append({"step": step, **{f"val_{k}": v for k, v in scores.items()}})
+    if progress:
+        tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    if on_validation is not None:
+        on_validation(step, scores)
 
 
 #: Input sets scored by `evaluate_pool`: name -> (bands shown, spectrum shown).
@@ -408,29 +461,30 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
 
     config = config or DownstreamConfig()
     model.eval()
+    pool = pool.to(next(model.parameters()).device)
     scores: dict[str, float] = {}
-    rows = torch.arange(len(pool))
+    rows = torch.arange(len(pool), device=pool.device)
     for name, (bands, spectrum) in EVALUATION_SETS.items():
-        shown = torch.zeros(len(pool), len(pool.bands) + 1, dtype=torch.bool)
+        shown = torch.zeros(len(pool), len(pool.bands) + 1, dtype=torch.bool, device=pool.device)
         for band in bands:
             shown[:, pool.bands.index(band)] = True
         shown[:, -1] = spectrum
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device=pool.device).manual_seed(seed)
         z, logm, morph, r2 = [], [], [], []
         for chunk in rows.split(512):
             batch, cached = _pool_batch(pool, chunk, instrument, generator, config, shown[chunk])
             fused = model(batch, modality_dropout=False, cached_image_tokens=cached).fused
-            z.append(model.heads["redshift"].predict(fused)["z_median"])
-            logm.append(model.heads["log_mass"].predict(fused)["log_mass"])
-            morph.append(model.heads["morphology"].predict(fused)["label"])
+            z.append(model.heads["redshift"].predict(fused)["z_median"].cpu())
+            logm.append(model.heads["log_mass"].predict(fused)["log_mass"].cpu())
+            morph.append(model.heads["morphology"].predict(fused)["label"].cpu())
             decoded = SPECTRUM_SOFTENING_NJY * torch.sinh(model.spectrum_decoder(fused).double())
-            r2.append(spectrum_r2(decoded.numpy(), pool.labels["spectrum_noiseless"][chunk].double().numpy()))
-        z_true = pool.labels["redshift"].numpy()
+            r2.append(spectrum_r2(decoded.cpu().numpy(), pool.labels["spectrum_noiseless"][chunk].double().cpu().numpy()))
+        z_true = pool.labels["redshift"].cpu().numpy()
         z_pred = torch.cat(z).numpy()
         scores[f"z_sigma_nmad_{name}"] = sigma_nmad(z_pred, z_true)
         scores[f"z_outliers_{name}"] = outlier_fraction(z_pred, z_true)
         if name == "F150W+PRISM":
-            scores["logm_sigma"] = float(np.std(torch.cat(logm).numpy() - pool.labels["log_mass"].numpy()))
-            scores["morph_f1"] = morphology_f1(pool.labels["morphology"].numpy(), torch.cat(morph).numpy())["f1_macro"]
+            scores["logm_sigma"] = float(np.std(torch.cat(logm).numpy() - pool.labels["log_mass"].cpu().numpy()))
+            scores["morph_f1"] = morphology_f1(pool.labels["morphology"].cpu().numpy(), torch.cat(morph).numpy())["f1_macro"]
             scores["spec_r2_median"] = float(np.median(np.concatenate(r2)))
     return scores

@@ -108,7 +108,7 @@ class TrainConfig:
         A prepared mock HDF5 file to train on instead of the on-the-fly survey.
     init_from : str, optional
         A model file (``model.pt``, a shipped model such as
-        ``jwst_embed/data/jwst_embed-default-v3.pt``, or a training checkpoint) whose weights
+        ``jwst_embed/data/jwst_embed-default-v5.pt``, or a training checkpoint) whose weights
         start this run: continued pretraining with a fresh optimiser and schedule. Its model
         configuration must be the one ``preset`` and ``model`` describe. Unlike ``resume``, the
         step count, optimiser state and data stream start anew.

@@ -21,7 +21,7 @@ configs/pretrain_gpu_h100.toml`` on one H100; kept in git history) in about 20 m
 
 ``--keep-heads`` leaves the heads (and their calibration) as they are and only fine-tunes the
 decoder; ``--decoder-refiner K`` first adds a `~jwst_embed.models.SpectrumRefiner` of kernel K
-to the decoder (it starts as the identity). ``jwst_embed-default-v3.pt`` (shipped until v5; now at commit 89e5db4) is v2 refit
+to the decoder (it starts as the identity). The shipped ``jwst_embed-default-v3.pt`` is v2 refit
 this way:
 
     git show 413ac84:jwst_embed/data/jwst_embed-default-v2.pt > jwst_embed-default-v2.pt

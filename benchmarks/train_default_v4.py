@@ -46,8 +46,7 @@ from jwst_embed.training.downstream import (
     train_line_reader,
 )
 
-#: v3 is no longer shipped; ``git show 89e5db4:jwst_embed/data/jwst_embed-default-v3.pt > v3.pt``
-V3_COMMIT = "89e5db4"
+V3 = Path(__file__).resolve().parents[1] / "jwst_embed" / "data" / "jwst_embed-default-v3.pt"
 V4_FIELDS = dict(line_reader_depth=3, line_tokens=2, line_reader_weight="mask", redshift_bins=512,
                  redshift_label_sigma=0.008)  # fmt: skip
 POOL_SEED, VALIDATION_SEED = 424242, 424243
@@ -79,9 +78,7 @@ def _half_copy(model: MultimodalModel) -> MultimodalModel:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/default_v4"))
-    parser.add_argument("--init", type=Path, default=None,
-                        help=f"the v3 model file (from the git history: git show {V3_COMMIT}:jwst_embed/data/"
-                             "jwst_embed-default-v3.pt > v3.pt); needed when phase 1 runs")  # fmt: skip
+    parser.add_argument("--init", type=Path, default=V3, help="the v3 model file")
     parser.add_argument("--line-reader-steps", type=int, default=6000)
     parser.add_argument("--pool", type=int, default=30000)
     parser.add_argument("--validation", type=int, default=2000)
@@ -136,9 +133,6 @@ def main() -> None:
         model = model[0] if isinstance(model, tuple) else model
         history1 = json.loads((args.out / "history_phase1.json").read_text())
     else:
-        if args.init is None or not args.init.exists():
-            parser.error(f"phase 1 starts from v3: give --init v3.pt (git show {V3_COMMIT}:jwst_embed/data/"
-                         "jwst_embed-default-v3.pt > v3.pt)")  # fmt: skip
         model = v4_from_v3(args.init)
         start = time.perf_counter()
         spectra_only = MockSurvey(SurveyConfig(bands=()), device=device)
@@ -165,7 +159,7 @@ def main() -> None:
     before = evaluate_pool(model, pools["validation_pool"], instrument, config)
     print("validation before phase 2:", json.dumps(before), flush=True)
     metadata = {
-        "trained_from": (args.start_from or args.init or Path("jwst_embed-default-v3.pt")).name, "fields": V4_FIELDS, "downstream": config.to_dict(),
+        "trained_from": (args.start_from or args.init).name, "fields": V4_FIELDS, "downstream": config.to_dict(),
         "pool": args.pool, "pool_seed": POOL_SEED, "validation_seed": VALIDATION_SEED,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "timings": timings, "leg": leg_number, "lr_scale": args.lr_scale,

@@ -67,7 +67,9 @@ class WeightsFile:
 #: trained for one more leg on one H100 (``benchmarks/gpu_downstream_leg.sh``: a fresh pool of
 #: 200,000 mock galaxies, 4,724 steps of 512). "v4": the previous default, v3's encoders with the
 #: line reader, fusion, heads and decoder trained downstream of them on the CPU by
-#: ``benchmarks/train_default_v4.py``. Model card: docs/model_card.rst.
+#: ``benchmarks/train_default_v4.py``. "v3": the model before the line reader (``small``, 7.3 M
+#: parameters), pretrained on one H100 with ``benchmarks/gpu_session.sh``, its heads and decoder
+#: refit with ``benchmarks/refit_heads.py``. Model card: docs/model_card.rst.
 _V5 = WeightsFile(
     name="default",
     filename="jwst_embed-default-v5.pt",
@@ -81,6 +83,12 @@ REGISTRY: dict[str, WeightsFile] = {
         name="v4",
         filename="jwst_embed-default-v4.pt",
         sha256="55c3a37e31d4b0722f1072656dc137ae248527297333f9caafef8233cf9f9221",
+        shipped=True,
+    ),
+    "v3": WeightsFile(
+        name="v3",
+        filename="jwst_embed-default-v3.pt",
+        sha256="543fa13a407c29d50d3a078fb9777e6df2acc25497dd60fec80424035d24cdb1",
         shipped=True,
     ),
 }

@@ -93,6 +93,15 @@ def test_v4_stays_loadable_by_name(tmp_path, monkeypatch):
     assert differs and not any(key.startswith(("image_encoder", "spectrum_encoder")) for key in differs)
 
 
+def test_v3_stays_loadable_by_name(tmp_path, monkeypatch):
+    """The model before the line reader ships too, verified by its own hash."""
+    monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
+    assert sha256_of(fetch_weights("v3")) == REGISTRY["v3"].sha256
+    v3 = MultimodalEmbedder.from_pretrained("v3", device="cpu")
+    assert v3.model.line_reader is None and v3.model.config.redshift_bins == 256
+
+
 def test_default_model_reads_lines(default):
     """The default model has the spectrum line reader, and its p(z) resolves redshift finely."""
     assert default.model.line_reader is not None

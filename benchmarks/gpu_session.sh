@@ -37,11 +37,14 @@ cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
 echo "== float16 copy of the model"
 python3 - "$RUN/model.pt" "$OUT/default-small.pt" <<'PY'
 import sys, torch
+from jwst_embed.training.checkpoint import content_checksum
 payload = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
 state = payload["state_dict"] if "state_dict" in payload else payload["model"]
 for key, value in state.items():
     if torch.is_tensor(value) and value.is_floating_point():
         state[key] = value.to(torch.float16)
+if "checksum" in payload:  # the weights changed: the file's content checksum must follow
+    payload["checksum"] = content_checksum(payload["config"], state)
 torch.save(payload, sys.argv[2])
 print("wrote", sys.argv[2], sum(v.numel() for v in state.values() if torch.is_tensor(v)), "values")
 PY

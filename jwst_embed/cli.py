@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"jwst-embed {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_simulate(subparsers)
     _add_train(subparsers)
@@ -145,6 +146,8 @@ def _add_train(subparsers) -> None:
         metavar="CHECKPOINT",
         help="continue from CHECKPOINT, or from OUT/latest.pt when no path is given",
     )
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run in an --out folder that holds another run, replacing its files")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Hidden: simple synthetic galaxies, for tests and machines without the simulator's library.
     train.add_argument("--synthetic", action="store_true", default=None, help=argparse.SUPPRESS)
@@ -178,8 +181,8 @@ def _run_train(args) -> int:
                 f"{trainer.context.world_size} process(es), {config.max_steps} steps -> {config.out_dir}"
             )
         try:
-            trainer.train(resume=args.resume)
-        except FileNotFoundError as error:
+            trainer.train(resume=args.resume, overwrite=args.overwrite)
+        except (FileNotFoundError, FileExistsError) as error:
             raise SystemExit(f"jwst-embed train: {error}") from None
         if trainer.context.is_main and config.out_dir is not None:
             print(f"done at step {trainer.step}; model written to {config.out_dir}/model.pt")
@@ -239,32 +242,48 @@ def read_files(paths, bands=None, spectra: bool = True):
     ------
     SystemExit
         A file is missing, or gives neither a spectrum nor a wanted image.
+
+    Notes
+    -----
+    A file whose spectrum or cutouts are present but unreadable (e.g. an image without a
+    celestial WCS or flux unit, a truncated table) while the rest of it is read gets a warning
+    on stderr naming the file, the problem and the inputs used instead; it is never dropped
+    silently.
     """
+    import sys
     from pathlib import Path
 
-    from .io import identify_spectrum_format, read_cutouts, read_spectrum
+    from .io import NoCutoutsError, identify_spectrum_format, read_cutouts, read_spectrum
 
     spectrum_list, cutout_list = [], []
     for path in paths:
         if not Path(path).is_file():
             raise SystemExit(f"jwst-embed: no such file: {path}")
-        spectrum, cutouts, problems = None, {}, []
+        spectrum, cutouts, problems, unreadable = None, {}, [], []
         if spectra:
             try:
                 identify_spectrum_format(path)
-            except ValueError as error:
+            except ValueError as error:  # not a spectrum file
                 problems.append(str(error))
             else:
-                spectrum = read_spectrum(path)
+                try:
+                    spectrum = read_spectrum(path)
+                except (ValueError, OSError, KeyError, IndexError) as error:  # a damaged spectrum file
+                    unreadable.append(f"spectrum unreadable ({error})")
         if bands != ():
             try:
                 cutouts = read_cutouts(path)
-            except (ValueError, OSError) as error:  # OSError: not a FITS file at all
+            except NoCutoutsError as error:  # a file without images
                 problems.append(str(error))
+            except (ValueError, OSError) as error:  # images there but unusable; OSError: not FITS
+                unreadable.append(f"cutouts unreadable ({error})")
         if bands:
             cutouts = {band: image for band, image in cutouts.items() if band in bands}
         if spectrum is None and not cutouts:
-            raise SystemExit(f"jwst-embed: {path} gives no usable spectrum or image: {'; '.join(problems)}")
+            raise SystemExit(f"jwst-embed: {path} gives no usable spectrum or image: {'; '.join(problems + unreadable)}")
+        if unreadable:
+            used = ", ".join([*sorted(cutouts), *(["PRISM spectrum"] if spectrum is not None else [])])
+            print(f"jwst-embed: warning: {path}: {'; '.join(unreadable)}; using {used} only", file=sys.stderr)
         spectrum_list.append(spectrum)
         cutout_list.append(cutouts)
     found = sorted({band for cutouts in cutout_list for band in cutouts})
@@ -350,7 +369,19 @@ def _predict_files(embedder, files, bands=None, spectra=True, z_method="auto"):
     except ValueError as error:
         raise SystemExit(f"jwst-embed predict: {error}") from None
     table.add_column([os.path.basename(str(path)) for path in files], name="file", index=0)
+    table.add_column(_inputs_used(images, spectrum_list, len(files)), name="inputs", index=1)
     return table
+
+
+def _inputs_used(images, spectrum_list, n_objects: int) -> list[str]:
+    """Per object, the bands and spectrum it was predicted from (e.g. ``"F150W,F444W,PRISM"``)."""
+    used = []
+    for k in range(n_objects):
+        names = [band for band, column in (images or {}).items() if column[k] is not None]
+        if spectrum_list is not None and spectrum_list[k] is not None:
+            names.append("PRISM")
+        used.append(",".join(names))
+    return used
 
 
 def _print_table(table, formats) -> None:
@@ -361,7 +392,7 @@ def _print_table(table, formats) -> None:
     shown.pprint(max_lines=-1, max_width=-1)
 
 
-_PREDICTION_FORMATS = {"file": None, "z": ".3f", "z_lo": ".3f", "z_hi": ".3f", "z_method": None, "z_flag": None,
+_PREDICTION_FORMATS = {"file": None, "inputs": None, "z": ".3f", "z_lo": ".3f", "z_hi": ".3f", "z_method": None, "z_flag": None,
                        "log_mass": ".2f", "log_mass_err": ".2f", "morphology": None}  # fmt: skip
 
 
@@ -512,15 +543,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        Process exit status.
+        Process exit status: 0 on success, 1 after an error (one line on stderr; the traceback
+        only with ``--debug``), 130 when interrupted.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted after the command too
+    args = parser.parse_args([arg for arg in argv if arg != "--debug"])
+    args.debug = debug
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 0
-    return int(handler(args) or 0)
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print(f"jwst-embed {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the command line reports, --debug shows the traceback
+        if args.debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"jwst-embed {args.command}: error: {type(error).__name__}: {message} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import dataclasses
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,33 @@ class FineTuneHistory:
 # -- labels -----------------------------------------------------------------------------------------
 
 
+def _unmasked(labels: Any) -> Any:
+    """Labels with masked entries made missing: NaN for numbers, None for class names.
+
+    A masked array (`numpy.ma.MaskedArray`, astropy's ``MaskedColumn``) or an astropy
+    ``Masked`` quantity would otherwise lose its mask on conversion and its fill values would be
+    trained on as labels.
+    """
+    mask = None
+    if isinstance(labels, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(labels)
+        unit = getattr(labels, "unit", None)
+        labels = np.ma.getdata(labels)
+        if unit is not None and labels.dtype.kind in "biuf":  # a MaskedColumn with a unit
+            labels = u.Quantity(labels, unit)
+    elif hasattr(labels, "unmasked") and isinstance(getattr(labels, "mask", None), np.ndarray):
+        mask = np.asarray(labels.mask)
+        labels = labels.unmasked
+    if mask is None or not mask.any():
+        return labels
+    if labels.dtype.kind in "biuf":
+        filled = labels.astype(np.float64, copy=True)
+        values = filled.value if isinstance(filled, u.Quantity) else filled
+        values[mask] = np.nan
+        return filled
+    return [None if hidden else entry for entry, hidden in zip(labels.tolist(), mask.ravel().tolist(), strict=True)]
+
+
 def _as_float_labels(labels: Any, what: str) -> np.ndarray:
     try:
         values = np.asarray(labels, dtype=np.float64)
@@ -110,10 +138,19 @@ def _as_float_labels(labels: Any, what: str) -> np.ndarray:
     return values
 
 
+def _one_per_object(values: np.ndarray, what: str) -> np.ndarray:
+    if values.ndim != 1:
+        raise ValueError(
+            f"labels for {what} must be one number per object (a 1-D array), got shape {values.shape}"
+            + (" (use labels.ravel())" if values.ndim == 2 and 1 in values.shape else "")
+        )
+    return values
+
+
 def _redshift_labels(labels: Any) -> np.ndarray:
     if isinstance(labels, u.Quantity):
         labels = labels.to_value(u.dimensionless_unscaled)  # UnitsError names the unit
-    values = _as_float_labels(labels, "redshift")
+    values = _one_per_object(_as_float_labels(labels, "redshift"), "redshift")
     bad = np.flatnonzero(values < 0)
     if bad.size:
         raise ValueError(f"redshift labels must be >= 0 (NaN = missing); objects {bad[:10].tolist()} are negative")
@@ -131,7 +168,7 @@ def _log_mass_labels(labels: Any) -> np.ndarray:
                 labels = u.Dex(quantity, u.dex(u.Msun)).value  # UnitsError if not a mass
         else:
             labels = labels.to_value(u.dimensionless_unscaled)
-    values = _as_float_labels(labels, "stellar_mass")
+    values = _one_per_object(_as_float_labels(labels, "stellar_mass"), "stellar_mass")
     values[~np.isfinite(values)] = np.nan  # log10(0 Msun) = -inf: a missing mass
     finite = values[np.isfinite(values)]
     if finite.size and finite.max() > 20:
@@ -143,6 +180,8 @@ def _log_mass_labels(labels: Any) -> np.ndarray:
 
 
 def _morphology_labels(labels: Any, n_classes: int) -> np.ndarray:
+    if np.ndim(labels) > 1:
+        raise ValueError(f"labels for morphology must be one class per object (1-D), got shape {np.shape(labels)}")
     entries = list(labels) if not isinstance(labels, str) else [labels]
     names = {name.lower(): index for index, name in enumerate(MORPHOLOGY_CLASSES)}
     values = np.full(len(entries), np.nan)
@@ -176,14 +215,30 @@ def _custom_labels(labels: Any) -> np.ndarray:
 def _labels_for(head: nn.Module, labels: Any) -> np.ndarray:
     if labels is None:
         raise ValueError("fine_tune needs labels: one per object (NaN = missing)")
+    labels = _unmasked(labels)
     kind = next((kind for cls, kind in _HEAD_LABELS.items() if isinstance(head, cls)), None)
     if kind == "redshift":
-        return _redshift_labels(labels)
+        values = _redshift_labels(labels)
+        z_max = float(torch.expm1(head.log1pz_edges[-1]))
+        high = np.flatnonzero(values > z_max)
+        if high.size:
+            raise ValueError(
+                f"redshift labels of objects {high[:10].tolist()} exceed the head's range (z <= {z_max:.3g}); "
+                "a label beyond it teaches nothing (NaN = missing)"
+            )
+        return values
     if kind == "log_mass":
         return _log_mass_labels(labels)
     if kind == "morphology":
         return _morphology_labels(labels, head.net[-1].out_features)
-    return _custom_labels(labels)
+    values = _custom_labels(labels)
+    width = head.net[-1].out_features if isinstance(head, MLPHead) else None
+    if width is not None and values.size and values.reshape(values.shape[0], -1).shape[1] != width:
+        raise ValueError(
+            f"labels of shape {values.shape} do not fit a head with {width} output(s): give one row of {width} "
+            "per object" + (" (a 1-D array for one output)" if width == 1 else "")
+        )
+    return values
 
 
 # -- heads ------------------------------------------------------------------------------------------
@@ -512,6 +567,7 @@ def fine_tune(
         progress=progress,
         validation=validation,
     )
+    _warn_if_diverged(list(losses), lr)
     tuned = MultimodalEmbedder(model.eval(), device=embedder.device)
     tuned.fine_tune_history = FineTuneHistory(
         task=task_name,
@@ -524,6 +580,20 @@ def fine_tune(
         freeze_backbone=bool(freeze_backbone),
     )
     return tuned
+
+
+def _warn_if_diverged(losses: list[float], lr: float) -> None:
+    """Warn when the training loss ended non-finite or far above where it started."""
+    if not losses:
+        return
+    first, last = losses[0], losses[-1]
+    if not math.isfinite(last) or last > first + 10.0 * max(abs(first), 1.0):
+        warnings.warn(
+            f"fine-tuning diverged: the training loss went from {first:.4g} to {last:.4g}; the model "
+            f"returned is not usable. Try a lower learning rate (lr={lr:g}) or fewer epochs.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def save_embedder(

@@ -161,7 +161,10 @@ def fetch_weights(name_or_path: str | os.PathLike = "default", progress: bool = 
     Parameters
     ----------
     name_or_path : str or path-like
-        A registered model name (see `REGISTRY`) or a path to a local file.
+        A registered model name (see `REGISTRY`; always resolved through the registry, even if a
+        file of that name exists in the working directory) or a path to a local file (a
+        `~pathlib.Path`, or a string with a folder separator or a file suffix, e.g.
+        ``"my_model.pt"`` or ``"./default"``).
     progress : bool
         Show a download progress bar.
 
@@ -175,23 +178,31 @@ def fetch_weights(name_or_path: str | os.PathLike = "default", progress: bool = 
         If the file fails its hash check, or cannot be downloaded and is not cached (the message
         says where to put the file or which URL to set).
     ValueError
-        If the name is neither registered nor an existing file.
+        If the name is not registered and does not look like a path, or the path is not a file.
     """
     import pooch
 
-    candidate = Path(os.fspath(name_or_path)).expanduser()
-    if candidate.is_file():
+    name = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and name in REGISTRY:
+        # a registered name is always the registry's file, never a file of that name in the
+        # working directory (which would be loaded without the registry's hash check)
+        entry = REGISTRY[name]
+    else:
+        candidate = Path(name).expanduser()
+        looks_like_path = not isinstance(name_or_path, str) or os.sep in name or "/" in name or bool(candidate.suffix)
+        if not looks_like_path:
+            hint = (f"; to load the file {name!r} in the working directory, pass './{name}' or a Path"
+                    if candidate.is_file() else "")  # fmt: skip
+            raise ValueError(
+                f"unknown weights {name!r}: not a registered model (registered: {', '.join(sorted(REGISTRY)) or 'none'})"
+                f"{hint}"
+            )
+        if not candidate.is_file():
+            raise ValueError(f"weights file {str(candidate)!r} does not exist (or is not a file)")
         registered = {entry.filename: entry for entry in REGISTRY.values()}
         if candidate.name in registered:
             _verify(candidate, registered[candidate.name].sha256)
         return candidate
-    name = str(name_or_path)
-    if name not in REGISTRY:
-        raise ValueError(
-            f"unknown weights {name!r}: not a file and not a registered model; registered models: "
-            f"{', '.join(sorted(REGISTRY)) or 'none'}"
-        )
-    entry = REGISTRY[name]
     shipped = _shipped_path(entry)
     if shipped is not None:
         return _verify(shipped, entry.sha256)

@@ -75,6 +75,42 @@ def test_load_checkpoint_errors(tmp_path):
         load_model(tmp_path / "other.pt")
 
 
+def _data_offset(path, entry_suffix: str) -> tuple[int, int]:
+    """Start and size of a stored (uncompressed) zip member's bytes inside a torch file."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if i.filename.endswith(entry_suffix) or "/data/" in i.filename),
+                   key=lambda i: i.file_size)  # fmt: skip
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(30)
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_length + extra_length, info.file_size
+
+
+def test_damaged_model_files_are_refused(tmp_path):
+    path = save_model(tmp_path / "model.pt", MultimodalModel(ModelConfig.preset("tiny")), {"note": "mine"})
+    assert load_model(path).config == ModelConfig.preset("tiny")
+    start, size = _data_offset(path, "/data/0")
+    for k, position in enumerate((start, start + size // 2, start + size - 1)):
+        damaged = tmp_path / f"flipped{k}.pt"
+        data = bytearray(path.read_bytes())
+        data[position] ^= 0x10  # one bit of one weight
+        damaged.write_bytes(bytes(data))
+        with pytest.raises(ValueError, match="fails its content checksum"):
+            load_model(damaged)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_model(truncated)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_model(text)
+
+
 def test_rng_state_round_trip(tmp_path):
     torch.manual_seed(7)
     np.random.seed(7)  # noqa: NPY002 - the legacy global state is what is saved

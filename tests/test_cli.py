@@ -68,7 +68,8 @@ def test_predict_prints_and_writes(tmp_path, model_path, hlsp, capsys):
         assert column in printed
     assert JADES_HLSP[0] in printed
     table = Table.read(output)
-    assert table.colnames[:6] == ["file", "z", "z_lo", "z_hi", "log_mass", "log_mass_err"]
+    assert table.colnames[:7] == ["file", "inputs", "z", "z_lo", "z_hi", "log_mass", "log_mass_err"]
+    assert table["inputs"][0] == "F090W,F150W,F277W,F444W,PRISM"
     assert table["z_lo"][0] <= table["z"][0] <= table["z_hi"][0]
     assert np.isfinite(table["log_mass"]).all()
 
@@ -87,6 +88,23 @@ def test_clear_errors(tmp_path, model_path, hlsp):
     not_fits.write_text("not a FITS file")
     with pytest.raises(SystemExit, match="no usable spectrum or image"):
         main(["predict", str(not_fits), "--model", str(model_path)])
+
+
+def test_predict_says_when_cutouts_are_unreadable(tmp_path, model_path, hlsp, capsys):
+    from astropy.io import fits
+
+    damaged = tmp_path / "damaged_x1d.fits"
+    with fits.open(hlsp) as hdul:
+        for hdu in hdul:
+            if hdu.name == "F150W":
+                for key in ("CTYPE1", "CTYPE2"):
+                    hdu.header.remove(key, ignore_missing=True)
+        hdul.writeto(damaged)
+    assert main(["predict", str(damaged), "--model", str(model_path), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" in captured.err and "damaged_x1d.fits" in captured.err and "no celestial WCS" in captured.err
+    assert "using PRISM spectrum only" in captured.err
+    assert "PRISM" in captured.out and "F150W" not in captured.out.split("inputs", 1)[1]
 
 
 def test_demo_writes_a_figure(tmp_path, model_path, real_dir, capsys):

@@ -200,6 +200,21 @@ def test_label_errors(embedder, mock):
         fine_tune(embedder, batches=train, labels=np.full(len(train), np.nan), progress=False)
     with pytest.raises(TypeError, match="MultimodalEmbedder"):
         fine_tune(embedder.model, batches=train, labels=z, progress=False)
+    # a column vector would broadcast against the head's output: refused, with the fix named
+    with pytest.raises(ValueError, match=r"1-D array.*\(256, 1\).*ravel"):
+        fine_tune(embedder, batches=train, labels=z[:, None], progress=False)
+    with pytest.raises(ValueError, match="1-D array"):
+        fine_tune(embedder, batches=train, labels=train.targets["log_mass"].numpy()[:, None], task="stellar_mass",
+                  progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="one class per object"):
+        fine_tune(embedder, batches=train, labels=[["disk"]] * len(train), task="morphology", progress=False)
+    # beyond the head's redshift range a label teaches nothing
+    with pytest.raises(ValueError, match="exceed the head's range"):
+        fine_tune(embedder, batches=train, labels=np.where(np.arange(len(z)) == 3, 1000.0, z), progress=False)
+    # a custom head with 2 outputs needs 2 numbers per object
+    with pytest.raises(ValueError, match="2 output"):
+        fine_tune(embedder, batches=train, labels=z, task=MLPHead(embedder.model.config.latent_dim, 2),
+                  progress=False)  # fmt: skip
 
 
 def test_nan_labels_are_skipped(embedder, mock):
@@ -211,6 +226,29 @@ def test_nan_labels_are_skipped(embedder, mock):
     assert history.n_missing == (len(z) + 1) // 2
     assert history.n_train == len(z) // 2
     assert all(np.isfinite(history.train_loss))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "masked_column", "masked_quantity"])
+def test_masked_labels_are_missing_not_their_fill_values(embedder, mock, kind):
+    from astropy.table import MaskedColumn
+    from astropy.utils.masked import Masked
+
+    train, _, _ = mock
+    z = train.targets["redshift"].numpy().astype(np.float64)
+    hidden = np.arange(len(z)) % 3 == 0
+    filled = np.where(hidden, -99.0, z)  # a fill value that is no redshift at all
+    labels = {
+        "numpy": np.ma.MaskedArray(filled, mask=hidden),
+        "masked_column": MaskedColumn(filled, mask=hidden),
+        "masked_quantity": Masked(filled * u.dimensionless_unscaled, mask=hidden),
+    }[kind]
+    tuned = fine_tune(embedder, batches=train, labels=labels, epochs=1, progress=False)
+    history = tuned.fine_tune_history
+    assert history.n_missing == hidden.sum() and history.n_train == (~hidden).sum()
+    # masked class names are missing too
+    names = np.ma.MaskedArray(np.array(["disk"] * len(train), dtype=object), mask=hidden)
+    tuned = fine_tune(embedder, batches=train, labels=names, task="morphology", epochs=1, progress=False)
+    assert tuned.fine_tune_history.n_missing == hidden.sum()
 
 
 def test_morphology_names_and_end_to_end(embedder, mock):
@@ -280,3 +318,10 @@ def test_estimator_embeds_astropy_inputs(embedder):
         EmbeddingRegressor().fit({"spectra": [None]}, [1.0])
     with pytest.raises(ValueError, match="y has 3 entries"):
         EmbeddingRegressor().fit(x, [1.0, 2.0, 3.0])
+
+
+def test_diverged_fine_tuning_warns(embedder, mock):
+    train, _, _ = mock
+    z = train.targets["redshift"].numpy()
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        fine_tune(embedder, batches=train, labels=z, epochs=3, lr=1e4, freeze_backbone=False, progress=False)

@@ -237,6 +237,16 @@ def test_cli_train_writes_model(tmp_path, capsys):
     assert main(["train", "--max-steps", "3", "--preset", "tiny", "--out", str(out), "--synthetic",
                  "--batch-size", "4", "--device", "cpu", "--no-progress", "--resume"]) == 0  # fmt: skip
     assert load_checkpoint(out / "latest.pt")["step"] == 3
+    # A new run into a finished run's folder is refused (its files stay), unless --overwrite.
+    before = (out / "model.pt").read_bytes()
+    new_run = ["train", "--max-steps", "2", "--preset", "tiny", "--out", str(out), "--synthetic",
+               "--batch-size", "4", "--device", "cpu", "--no-progress"]  # fmt: skip
+    with pytest.raises(SystemExit, match="holds another run.*--overwrite"):
+        main(new_run)
+    assert (out / "model.pt").read_bytes() == before
+    assert load_checkpoint(out / "latest.pt")["step"] == 3
+    assert main([*new_run, "--overwrite"]) == 0
+    assert load_checkpoint(out / "latest.pt")["step"] == 2
     with pytest.raises(SystemExit, match="unknown keys"):
         bad = tmp_path / "bad.toml"
         bad.write_text("learning_rate = 1.0\n")
@@ -278,3 +288,16 @@ def test_initial_temperature_is_configurable(tmp_path):
     assert float(trainer.loss_fn.temperature) == pytest.approx(0.02)
     with pytest.raises(ValueError, match="temperature"):
         TrainConfig(temperature=0.001)
+
+
+def test_cli_errors_are_one_line_without_debug(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--synthetic", "--max-steps", "1", "--batch-size", "2", "--device", "cpu", "--out", str(out), "--no-progress"]
+    assert main(["train", "--preset", "tiny", *common]) == 0
+    capsys.readouterr()
+    # resuming with another preset: a clear one-line error and exit status 1, no traceback
+    assert main(["train", "--preset", "small", *common, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "jwst-embed train: error:" in err and "configuration differs" in err
+    with pytest.raises(ValueError, match="configuration differs"):
+        main(["train", "--preset", "small", *common, "--resume", "--debug"])

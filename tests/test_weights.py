@@ -3,11 +3,12 @@
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import pytest
 
 from jwst_embed import weights
-from jwst_embed.weights import WeightsError, WeightsFile, fetch_weights, sha256_of
+from jwst_embed.weights import REGISTRY, WeightsError, WeightsFile, fetch_weights, sha256_of
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -77,5 +78,20 @@ def test_local_path_checked_when_registered(served, tmp_path):
 
 
 def test_unknown_name():
-    with pytest.raises(ValueError, match="registered models"):
+    with pytest.raises(ValueError, match="not a registered model"):
         fetch_weights("no-such-model")
+    with pytest.raises(ValueError, match="does not exist"):
+        fetch_weights("no-such-model.pt")
+
+
+def test_registered_name_never_resolves_to_a_file_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_bytes(b"not the shipped model")
+    (tmp_path / "mine").write_bytes(b"a user's file")
+    assert fetch_weights("default") != tmp_path / "default"
+    assert sha256_of(fetch_weights("default")) == REGISTRY["default"].sha256
+    # a bare word that is not registered is not taken for a file; a path that looks like one is
+    with pytest.raises(ValueError, match="pass './mine'"):
+        fetch_weights("mine")
+    assert fetch_weights("./mine").resolve() == (tmp_path / "mine").resolve()
+    assert fetch_weights(Path("default")) == Path("default")

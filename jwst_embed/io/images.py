@@ -24,7 +24,11 @@ from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
 from ..bands import get_band
 from ._spectrum import as_existing_path
 
-__all__ = ["cutout", "read_cutouts"]
+__all__ = ["cutout", "read_cutouts", "NoCutoutsError"]
+
+
+class NoCutoutsError(ValueError):
+    """A FITS file holds no image named after a NIRCam band (it is not a cutout file)."""
 
 
 def _header_wcs(header: fits.Header) -> WCS:
@@ -107,8 +111,10 @@ def read_cutouts(path: str | os.PathLike) -> dict[str, NDData]:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    NoCutoutsError
+        If the file holds no band-named image (a `ValueError`).
     ValueError
-        If the file holds no band-named image, or an image has no celestial WCS.
+        If an image has no celestial WCS.
     astropy.units.UnitsError
         If an image has no flux unit.
 
@@ -141,7 +147,7 @@ def read_cutouts(path: str | os.PathLike) -> dict[str, NDData]:
             meta = {"band": band, "pixel_scale": _pixel_scale(wcs), "source_file": str(source), "header": header}
             cutouts[band] = NDData(data, unit=u.nJy, mask=mask, wcs=wcs, meta=meta)
     if not cutouts:
-        raise ValueError(f"{source.name} holds no image HDU named after a NIRCam band (e.g. F150W)")
+        raise NoCutoutsError(f"{source.name} holds no image HDU named after a NIRCam band (e.g. F150W)")
     return cutouts
 
 

@@ -17,8 +17,12 @@ Two kinds of file:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pickle
 import random
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ __all__ = [
     "restore_rng_state",
     "save_model",
     "load_model",
+    "content_checksum",
 ]
 
 #: Format tag of training checkpoints (``latest.pt``).
@@ -159,12 +164,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file does not hold a dictionary.
+        If the file cannot be read (damaged, truncated, not a torch file) or does not hold a
+        dictionary.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{path} cannot be read as a jwst_embed model or checkpoint (damaged, truncated or another kind "
+            f"of file): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path} holds a {type(payload).__name__}, not a checkpoint dictionary")
     return payload
@@ -252,14 +264,42 @@ def save_model(
     from .. import __version__
 
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    config = model.config.to_dict()
     payload = {
         "format": MODEL_FORMAT,
         "model_class": type(model).__name__,
-        "config": model.config.to_dict(),
+        "config": config,
         "state_dict": state,
         "metadata": {"jwst_embed_version": __version__, "torch_version": str(torch.__version__), **dict(metadata or {})},
+        "checksum": content_checksum(config, state),
     }
     return atomic_save(payload, path)
+
+
+def content_checksum(config: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a model's configuration and weights (every tensor's name, dtype, shape and bytes).
+
+    `save_model` stores it in the file and `load_model` verifies it, so a damaged model file
+    (a flipped bit in a weight) is refused instead of loaded with wrong weights.
+
+    Parameters
+    ----------
+    config : mapping
+        The model configuration (``ModelConfig.to_dict()``).
+    state : mapping of str to `~torch.Tensor`
+        The state dict.
+
+    Returns
+    -------
+    checksum : str
+        Hexadecimal sha256.
+    """
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
@@ -280,7 +320,8 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     Raises
     ------
     ValueError
-        If the file is neither a model file nor a training checkpoint.
+        If the file is neither a model file nor a training checkpoint, cannot be read, or fails
+        the content checksum `save_model` wrote into it.
 
     Examples
     --------
@@ -299,6 +340,13 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     tag = payload.get("format")
     if tag == MODEL_FORMAT:
         config, state = payload["config"], payload["state_dict"]
+        # files written before checksums existed (e.g. the shipped ones, checked by their registry
+        # sha256 instead) have none
+        if "checksum" in payload and content_checksum(config, state) != payload["checksum"]:
+            raise ValueError(
+                f"{path} fails its content checksum: its weights or configuration were changed after it "
+                "was written (a damaged copy?); it was not loaded"
+            )
     elif tag == CHECKPOINT_FORMAT:
         config, state = payload["model_config"], payload["model"]
     else:

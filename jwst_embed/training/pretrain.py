@@ -71,6 +71,9 @@ __all__ = [
     "METRIC_COLUMNS",
 ]
 
+#: Files a run writes into its ``out_dir``; a new run refuses a folder holding any of them.
+RUN_FILES = ("metrics.csv", "latest.pt", "model.pt")
+
 #: Columns of ``metrics.csv`` (empty where a value was not computed at that step).
 METRIC_COLUMNS = (
     "step", "samples", "loss", "lr", "grad_norm",
@@ -327,6 +330,10 @@ class Trainer:
         from .losses import LossWeights, PretrainingLoss
 
         self.config = config
+        # Another run's files in out_dir, seen before any process of this run can write there
+        # (the ranks meet in init_distributed first), so every rank decides alike in train().
+        folder = Path(config.out_dir) if config.out_dir is not None else None
+        self._previous_run = [name for name in RUN_FILES if folder is not None and (folder / name).exists()]
         self.context = context if context is not None else init_distributed(config.device)
         self.device = self.context.device
         self.precision = config.resolved_precision(self.device)
@@ -473,7 +480,8 @@ class Trainer:
         return True
 
     # -- training -------------------------------------------------------------------------------
-    def train(self, resume: bool | str | os.PathLike = False, until_step: int | None = None) -> list[dict[str, float]]:
+    def train(self, resume: bool | str | os.PathLike = False, until_step: int | None = None,
+              overwrite: bool = False) -> list[dict[str, float]]:  # fmt: skip
         """Run optimiser steps up to ``config.max_steps`` (or ``until_step``).
 
         Parameters
@@ -484,13 +492,26 @@ class Trainer:
         until_step : int, optional
             Stop after this step (the schedule still runs to ``max_steps``); for
             splitting a run into parts.
+        overwrite : bool, optional
+            Start a new run in an ``out_dir`` that holds another run's files (``metrics.csv``,
+            ``latest.pt``, ``model.pt``), replacing them. Without it such a folder is refused.
 
         Returns
         -------
         history : list of dict
             One entry per step done in this call.
+
+        Raises
+        ------
+        FileExistsError
+            A new run (no ``resume``) would overwrite another run's files in ``out_dir``.
         """
         config, context = self.config, self.context
+        if not resume and not overwrite and self.step == 0 and self._previous_run:
+            raise FileExistsError(
+                f"{self.out_dir} holds another run ({', '.join(self._previous_run)}): resume it with --resume, "
+                "choose another --out, or pass --overwrite to replace it"
+            )
         if resume:
             path = None if resume is True else resume
             if path is not None and not Path(path).is_file():

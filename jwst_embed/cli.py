@@ -206,7 +206,7 @@ def _load_embedder(name_or_path: str, device: str, command: str):
 
 
 def _parse_bands(values) -> tuple[str, ...] | None:
-    """--bands F150W,F444W or --bands F150W F444W; 'none' = spectra only; None = every band in the file."""
+    """--bands F150W,F444W (or repeated --bands); 'none' = spectra only; None = every band in the file."""
     if not values:
         return None
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
@@ -305,17 +305,36 @@ def _add_embed(subparsers) -> None:
     embed.add_argument("files", nargs="+", help="FITS files (JADES HLSP, msaexp, JADES 1D, pipeline x1d)")
     embed.add_argument("-o", "--output", default="embeddings.fits", help="output table, .fits or .ecsv (default %(default)s)")
     _add_model_options(embed)
-    embed.add_argument("--bands", nargs="+", default=None, help="bands to use, e.g. F150W,F444W ('none': spectra only)")
+    embed.add_argument("--bands", action="append", default=None,
+                       help="bands to use, comma-separated, e.g. F150W,F444W ('none': spectra only)")
     embed.add_argument("--no-spectra", action="store_true", help="use the images only")
     embed.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     embed.set_defaults(handler=_run_embed)
 
 
-def _check_output(path, overwrite: bool, command: str) -> None:
+def _check_output(path, overwrite: bool, command: str, table: bool = True) -> None:
+    """Refuse an output file before the work is done: existing, unwritable or of unknown format."""
+    import os
     from pathlib import Path
 
-    if path and Path(path).exists() and not overwrite:
+    if not path:
+        return
+    path = Path(path)
+    if path.exists() and not overwrite:
         raise SystemExit(f"jwst-embed {command}: {path} exists; pass --overwrite to replace it")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SystemExit(f"jwst-embed {command}: -o {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SystemExit(f"jwst-embed {command}: -o {path}: folder {folder} is not writable")
+    if table:
+        from astropy.io import registry
+        from astropy.table import Table
+
+        if not registry.identify_format("write", Table, str(path), None, [], {}):
+            raise SystemExit(
+                f"jwst-embed {command}: -o {path}: unknown table format; use .ecsv, .fits, .csv or .h5"
+            )
 
 
 def _run_embed(args) -> int:
@@ -349,7 +368,8 @@ def _add_predict(subparsers) -> None:
     predict.add_argument("files", nargs="+", help="FITS files (JADES HLSP, msaexp, JADES 1D, pipeline x1d)")
     predict.add_argument("-o", "--output", default=None, help="also write the table (.ecsv or .fits)")
     _add_model_options(predict)
-    predict.add_argument("--bands", nargs="+", default=None, help="bands to use ('none': spectra only)")
+    predict.add_argument("--bands", action="append", default=None,
+                       help="bands to use, comma-separated, e.g. F150W,F444W ('none': spectra only)")
     predict.add_argument("--no-spectra", action="store_true", help="use the images only")
     predict.add_argument(
         "--z-method", choices=("auto", "network", "joint"), default="auto",
@@ -465,7 +485,8 @@ def _add_evaluate(subparsers) -> None:
     evaluate.add_argument("table", help="labelled table with a 'file' column")
     evaluate.add_argument("-o", "--output", default=None, help="also write the metrics as JSON")
     _add_model_options(evaluate)
-    evaluate.add_argument("--bands", nargs="+", default=None, help="bands to use ('none': spectra only)")
+    evaluate.add_argument("--bands", action="append", default=None,
+                       help="bands to use, comma-separated, e.g. F150W,F444W ('none': spectra only)")
     evaluate.add_argument("--no-spectra", action="store_true", help="use the images only")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     evaluate.set_defaults(handler=_run_evaluate)
@@ -502,7 +523,7 @@ def _run_evaluate(args) -> int:
 
     from .evaluation import evaluate
 
-    _check_output(args.output, args.overwrite, "evaluate")
+    _check_output(args.output, args.overwrite, "evaluate", table=False)
     labels, files = _read_labels(args.table)
     embedder = _load_embedder(args.model, args.device, "evaluate")
     images, spectrum_list = read_files(files, _parse_bands(args.bands), spectra=not args.no_spectra)

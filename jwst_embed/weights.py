@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -106,10 +107,89 @@ def cache_dir() -> Path:
     return Path(override).expanduser() if override else Path(pooch.os_cache("jwst_embed"))
 
 
+#: Seconds a whole weights download may take before it is abandoned
+#: (``$JWST_EMBED_DOWNLOAD_TIMEOUT`` overrides), so a stalled or trickling mirror cannot hang.
+DOWNLOAD_TIMEOUT_S = 900.0
+#: Temporary download files older than this (s) in the cache are left over from killed downloads.
+_STALE_TEMPORARY_S = 3600.0
+_URL_SCHEMES = ("http://", "https://", "ftp://", "file://", "doi:")
+
+
 def base_url() -> str:
-    """The URL weights are downloaded from (``$JWST_EMBED_WEIGHTS_URL`` overrides the default)."""
+    """The URL weights are downloaded from (``$JWST_EMBED_WEIGHTS_URL`` overrides the default).
+
+    Raises
+    ------
+    WeightsError
+        If ``$JWST_EMBED_WEIGHTS_URL`` has no scheme (``https://``, ``http://``, ``file://``, ...).
+    """
     url = os.environ.get("JWST_EMBED_WEIGHTS_URL", DEFAULT_BASE_URL)
+    if not url.lower().startswith(_URL_SCHEMES):
+        raise WeightsError(
+            f"JWST_EMBED_WEIGHTS_URL={url!r} has no scheme: give a full URL such as https://host/path/ "
+            "or file:///path/to/folder/"
+        )
     return url if url.endswith("/") else url + "/"
+
+
+def _download_timeout() -> float:
+    value = os.environ.get("JWST_EMBED_DOWNLOAD_TIMEOUT")
+    try:
+        timeout = float(value) if value else DOWNLOAD_TIMEOUT_S
+    except ValueError:
+        raise WeightsError(f"JWST_EMBED_DOWNLOAD_TIMEOUT={value!r} is not a number of seconds") from None
+    if not timeout > 0:
+        raise WeightsError(f"JWST_EMBED_DOWNLOAD_TIMEOUT must be positive, got {value!r}")
+    return timeout
+
+
+def _http_download(progress: bool):
+    """A pooch downloader for http(s) with connect/read timeouts and a deadline on the whole file."""
+
+    def download(url: str, output_file, pooch_object=None, check_only: bool = False):
+        import requests
+        from tqdm.auto import tqdm
+
+        timeout = _download_timeout()
+        deadline = time.monotonic() + timeout
+        with requests.get(url, stream=True, timeout=(15, 60)) as response:
+            response.raise_for_status()
+            size = int(response.headers.get("content-length", 0) or 0)
+            raw = response.raw
+            raw.decode_content = True
+            # read1 returns what one read of the socket gave: a mirror that trickles bytes (never
+            # tripping the read timeout) is caught by the deadline between reads
+            read = getattr(raw, "read1", None) or raw.read
+            handle = open(output_file, "wb") if isinstance(output_file, str | os.PathLike) else output_file  # noqa: SIM115
+            try:
+                with tqdm(total=size or None, unit="B", unit_scale=True, disable=not progress,
+                          desc=url.rsplit("/", 1)[-1]) as bar:  # fmt: skip
+                    while True:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"the download took longer than {timeout:g} s")
+                        chunk = read(1 << 16)
+                        if not chunk:
+                            break
+                        handle.write(chunk)
+                        bar.update(len(chunk))
+            finally:
+                if handle is not output_file:
+                    handle.close()
+
+    return download
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files that killed downloads left in the cache (pooch names them tmp*)."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for candidate in folder.glob("tmp*"):
+        try:
+            if candidate.is_file() and now - candidate.stat().st_mtime > _STALE_TEMPORARY_S:
+                candidate.unlink()
+        except OSError:  # another process's file, or already gone
+            continue
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -212,13 +292,16 @@ def fetch_weights(name_or_path: str | os.PathLike = "default", progress: bool = 
     if cached.is_file():
         return _verify(cached, entry.sha256)
     url = base_url() + entry.filename
+    _remove_stale_temporaries(folder)
+    downloader = _http_download(progress) if url.lower().startswith(("http://", "https://")) else None
     try:
         path = pooch.retrieve(
             url,
             known_hash=f"sha256:{entry.sha256}",
             fname=entry.filename,
             path=folder,
-            progressbar=progress,
+            progressbar=progress if downloader is None else False,
+            downloader=downloader,
         )
     except ValueError as error:  # pooch's hash mismatch
         raise WeightsError(

@@ -84,6 +84,14 @@ def test_clear_errors(tmp_path, model_path, hlsp):
     )
     with pytest.raises(SystemExit, match="no prediction heads"):
         main(["predict", hlsp, "--model", str(no_heads), "--device", "cpu"])
+    # -o problems are reported before any work is done
+    with pytest.raises(SystemExit, match="unknown table format"):
+        main(["predict", hlsp, "--model", str(model_path), "-o", str(tmp_path / "table.xyz")])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["predict", hlsp, "--model", str(model_path), "-o", str(tmp_path / "no" / "table.ecsv")])
+    # --bands takes one comma-separated value: the files after it stay files
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["predict", "--bands", "F150W", str(tmp_path / "missing.fits"), "--model", str(model_path)])
     not_fits = tmp_path / "notes.fits"
     not_fits.write_text("not a FITS file")
     with pytest.raises(SystemExit, match="no usable spectrum or image"):

@@ -186,6 +186,29 @@ def test_no_uncertainty_estimates_noise(caplog):
     assert 1 / np.sqrt(ivar[0, 0]) == pytest.approx(3.0, rel=0.08)
 
 
+def test_bright_star_is_not_mistaken_for_a_noiseless_image():
+    rng = np.random.default_rng(3)
+    data = rng.normal(0, 3.0, (64, 64))
+    yy, xx = np.mgrid[:64, :64]
+    data += 3e7 * np.exp(-((xx - 20) ** 2 + (yy - 40) ** 2) / (2 * 1.2**2))  # 10^7 sigma peak
+    _, ivar, _, _ = image_to_njy(NDData(data, unit=u.nJy, meta={"pixel_scale": 0.03}))
+    assert 1 / np.sqrt(ivar[0, 0]) == pytest.approx(3.0, rel=0.1)
+    # a model image without noise is still refused
+    model = 100 * np.exp(-np.hypot(xx - 32, yy - 32) / 3.0)
+    model[model < 1.0] = 0.0  # a model image: most pixels exactly zero
+    with pytest.raises(ValueError, match="zero scatter"):
+        image_to_njy(NDData(model, unit=u.nJy, meta={"pixel_scale": 0.03}))
+
+
+@pytest.mark.parametrize("kind", [StdDevUncertainty, VarianceUncertainty, InverseVariance])
+def test_negative_uncertainty_is_an_error(kind):
+    values = np.ones((8, 8))
+    values[2, 3] = -1.0
+    image = NDData(np.ones((8, 8)), unit=u.nJy, uncertainty=kind(values), meta={"pixel_scale": 0.03})
+    with pytest.raises(ValueError, match="negative at 1 pixel"):
+        image_to_njy(image)
+
+
 def test_bad_values_become_mask():
     data = np.ones((8, 8))
     data[0, 0] = np.nan

@@ -95,3 +95,56 @@ def test_registered_name_never_resolves_to_a_file_in_the_working_directory(tmp_p
         fetch_weights("mine")
     assert fetch_weights("./mine").resolve() == (tmp_path / "mine").resolve()
     assert fetch_weights(Path("default")) == Path("default")
+
+
+class TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Announces 1,000 bytes and sends one every 0.2 s: never a read timeout, never done."""
+
+    def do_GET(self):
+        import time
+
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:  # the client hung up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_trickling_mirror_times_out_and_leaves_nothing(served, tmp_path, monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickleHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", f"http://127.0.0.1:{server.server_address[1]}/")
+    monkeypatch.setenv("JWST_EMBED_DOWNLOAD_TIMEOUT", "1.5")
+    try:
+        with pytest.raises(WeightsError, match="took longer than 1.5 s"):
+            fetch_weights("test-model")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list((tmp_path / "cache").iterdir()) == []  # no partial or temporary file
+
+
+def test_stale_temporary_files_are_cleaned_and_urls_need_a_scheme(served, tmp_path, monkeypatch):
+    import os
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale, fresh = cache / "tmpabc123", cache / "tmpdef456"
+    stale.write_bytes(b"half a download")
+    fresh.write_bytes(b"a download in progress elsewhere")
+    os.utime(stale, (0, 0))
+    assert fetch_weights("test-model").read_bytes() == served["payload"]
+    assert not stale.exists() and fresh.exists()
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "mirror.example.org/weights")
+    (cache / "test-model.pt").unlink()
+    with pytest.raises(WeightsError, match="has no scheme"):
+        fetch_weights("test-model")

@@ -22,10 +22,13 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
+import torch
 from astropy.table import Column, Table
 
 from .embedder import MultimodalEmbedder
+from .input_checks import check_inputs, widen_to_prior
 from .models.heads import MORPHOLOGY_CLASSES
+from .preprocessing.batch import Batch, ModalityTensors
 from .preprocessing.stretch import SPECTRUM_SOFTENING_NJY
 
 __all__ = [
@@ -115,9 +118,15 @@ def _run(
     model_heads = embedder.model.heads
     _, _, chunks = embedder._chunked_outputs(images, spectra, batch_size, progress, desc="predicting", decode=decode)
     parts: dict[str, list[np.ndarray]] = {}
+    reasons: list[str] = []
     for _, _, output, batch in chunks:
         fused = output.fused.float()
-        values: dict[str, Any] = {}
+        check = check_inputs(batch)
+        reasons.extend(check.reasons)
+        values: dict[str, Any] = {
+            "uninformative": torch.as_tensor(check.uninformative),
+            "spectrum_usable": torch.as_tensor(check.usable.get("PRISM", np.zeros(len(fused), dtype=bool))),
+        }
         for name in heads:
             values.update(model_heads[name].predict(fused))
         if decode:
@@ -138,12 +147,30 @@ def _run(
         if not np.isfinite(value).all():
             bad = np.flatnonzero(~np.isfinite(value.reshape(len(value), -1)).all(axis=1)).tolist()
             raise RuntimeError(f"the model produced non-finite {key} for objects {bad[:10]}")
+    result["input_flag"] = np.array(reasons, dtype=str)
+    result["uninformative"] = result["uninformative"] > 0.5
+    result["spectrum_usable"] = result["spectrum_usable"] > 0.5
     if "redshift" in heads:
         result["z_grid"] = model_heads["redshift"].z_centers.detach().cpu().numpy().astype(np.float64)
         result["log1pz_edges"] = model_heads["redshift"].log1pz_edges.detach().cpu().numpy().astype(np.float64)
+        _widen_uninformative(result)
+    if "morphology" in heads:
+        # no information: every class as likely as the others, not a confident label
+        result["probabilities"][result["uninformative"]] = 1.0 / result["probabilities"].shape[1]
     if keep_spectra:
         result["prism_mask"] = result["prism_mask"] > 0.5
     return result, embedder
+
+
+def _widen_uninformative(values: dict[str, np.ndarray]) -> None:
+    """Objects whose inputs carry no information get the flat p(z) of the head's range."""
+    rows = np.flatnonzero(values["uninformative"])
+    if not rows.size:
+        return
+    edges = values["log1pz_edges"]
+    values["pdf"][rows] = widen_to_prior(values["pdf"][rows])
+    for key, quantile in (("z_16", 0.16), ("z_median", 0.5), ("z_84", 0.84), ("z_mode", 0.5)):
+        values[key][rows] = np.expm1(edges[0] + quantile * (edges[-1] - edges[0]))
 
 
 def _spectra_only(embedder: Any, spectra: Any, progress: bool) -> tuple[dict[str, np.ndarray], Any]:
@@ -163,7 +190,9 @@ def _spectra_only(embedder: Any, spectra: Any, progress: bool) -> tuple[dict[str
     if given:
         arrays = preprocess_spectra([items[i] for i in given], grid=grid, progress=progress)
         flux[given], ivar[given], mask[given] = arrays.flux, arrays.ivar, arrays.mask
-    return {"prism_flux": flux, "prism_ivar": ivar, "prism_mask": mask}, embedder
+    check = check_inputs(Batch(spectra={"PRISM": ModalityTensors(flux, ivar, mask)}))
+    return {"prism_flux": flux, "prism_ivar": ivar, "prism_mask": mask,
+            "input_flag": np.array(check.reasons, dtype=str)}, embedder  # fmt: skip
 
 
 def _redshift_columns(values: dict[str, np.ndarray]) -> list[Column]:
@@ -311,10 +340,15 @@ def predict_redshift(
         n_z)`` (probability per redshift of ``table.meta["z_grid"]``, rows sum to 1: the
         network's log(1 + z) bins for ``method="network"``, the template grid otherwise),
         ``method`` (what produced the row), ``chi2_dof`` (reduced chi2 of the best template
-        combination at ``z``; masked for network rows) and ``z_flag`` (bits of
+        combination at ``z``; masked for network rows), ``z_flag`` (bits of
         `~jwst_embed.redshift.joint.Z_FLAGS`: 1 network and templates disagree, 2 multimodal,
-        4 poor fit, 8 too few pixels, 16 network only; keep ``z_flag == 0`` for clean
-        redshifts).
+        4 poor fit, 8 too few pixels, 16 network only, 32 an input failed its checks; keep
+        ``z_flag == 0`` for clean redshifts) and ``input_flag`` (what `jwst_embed.input_checks`
+        found wrong, e.g. ``"negative:PRISM"`` for a sign-flipped spectrum, ``"flux_scale:F150W"``
+        for a unit mixed up, ``"no_signal"`` when nothing is detected; ``""`` when all is
+        fine). An object none of whose inputs carries information gets the flat p(z) of the
+        head's range instead of a confident answer, and ``method="auto"`` does not fit
+        templates to a spectrum that failed its checks.
 
     Raises
     ------
@@ -342,7 +376,7 @@ def predict_redshift(
     >>> from jwst_embed import predict_redshift
     >>> table = predict_redshift(images={"F150W": cutout}, spectra=spectrum, method="network")
     >>> table.colnames
-    ['z', 'z_lo', 'z_hi', 'z_mode', 'pz', 'method', 'chi2_dof', 'z_flag']
+    ['z', 'z_lo', 'z_hi', 'z_mode', 'pz', 'method', 'chi2_dof', 'z_flag', 'input_flag']
     >>> bool(table["z_lo"][0] <= table["z"][0] <= table["z_hi"][0]), str(table["method"][0])
     (True, 'network')
     >>> table["pz"].shape == (1, len(table.meta["z_grid"]))
@@ -367,6 +401,10 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
     rows_all = np.arange(n)
     if method != "network":
         usable = (~values["prism_mask"]).sum(axis=1) >= _MIN_SPECTRUM_PIXELS
+        if method == "auto" and "spectrum_usable" in values:
+            # a spectrum that failed the input checks (sign flip, wrong unit), or objects with no
+            # signal anywhere, get the network's (widened) p(z), not a template fit to noise
+            usable = usable & values["spectrum_usable"] & ~values["uninformative"]
         if method in ("template", "joint") and not usable.all():
             missing = np.flatnonzero(~usable).tolist()
             raise ValueError(
@@ -400,7 +438,8 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
         table["method"] = Column(np.full(n, "network"), description="how z was obtained")
         table["chi2_dof"] = MaskedColumn(np.zeros(n), mask=np.ones(n, dtype=bool),
                                          description="reduced chi2 of the best template fit at z")  # fmt: skip
-        table["z_flag"] = Column(flag, description="bits of jwst_embed.redshift.joint.Z_FLAGS")
+        table["z_flag"] = Column(_with_input_flags(flag, values), description="bits of jwst_embed.redshift.joint.Z_FLAGS")
+        _add_input_flag(table, values)
         return table
 
     from .redshift.joint import joint_redshift, quality_flags
@@ -444,8 +483,25 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
     network = used == "network"
     table["chi2_dof"] = MaskedColumn(np.where(network, 0.0, out["chi2_dof"]), mask=network,
                                      description="reduced chi2 of the best template fit at z")  # fmt: skip
-    table["z_flag"] = Column(flag, description="bits of jwst_embed.redshift.joint.Z_FLAGS")
+    table["z_flag"] = Column(_with_input_flags(flag, values), description="bits of jwst_embed.redshift.joint.Z_FLAGS")
+    _add_input_flag(table, values)
     return table
+
+
+def _with_input_flags(flag: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
+    from .redshift.joint import Z_FLAGS
+
+    if "input_flag" not in values:
+        return flag
+    return flag | np.where(values["input_flag"] != "", Z_FLAGS["bad_input"], 0)
+
+
+def _add_input_flag(table: Table, values: dict[str, np.ndarray]) -> None:
+    if "input_flag" in values:
+        table["input_flag"] = Column(
+            values["input_flag"],
+            description="inputs that failed jwst_embed.input_checks ('reason:modality'; '' = all fine)",
+        )
 
 
 def predict_stellar_mass(
@@ -465,8 +521,9 @@ def predict_stellar_mass(
     Returns
     -------
     table : `~astropy.table.Table`
-        ``log_mass`` (log10 of the stellar mass in Msun) and ``log_mass_err``
-        (1-sigma, dex), one row per object.
+        ``log_mass`` (log10 of the stellar mass in Msun), ``log_mass_err`` (1-sigma, dex)
+        and ``input_flag`` (what `jwst_embed.input_checks` found wrong with the inputs; ``""``
+        when all is fine), one row per object.
 
     Raises
     ------
@@ -486,12 +543,14 @@ def predict_stellar_mass(
     >>> from jwst_embed import predict_stellar_mass
     >>> table = predict_stellar_mass(images={"F150W": cutout})
     >>> table.colnames
-    ['log_mass', 'log_mass_err']
+    ['log_mass', 'log_mass_err', 'input_flag']
     >>> bool(7 < table["log_mass"][0] < 12 and table["log_mass_err"][0] > 0)
     True
     """
     values, _ = _run(embedder, images, spectra, batch_size, progress, heads=("log_mass",))
-    return Table(_mass_columns(values))
+    table = Table(_mass_columns(values))
+    _add_input_flag(table, values)
+    return table
 
 
 def classify_morphology(
@@ -632,8 +691,9 @@ def predict(
     -------
     table : `~astropy.table.Table`
         ``z``, ``z_lo``, ``z_hi``, ``log_mass``, ``log_mass_err``, ``morphology``,
-        ``p_morphology`` (probability of the chosen class), ``z_method`` and ``z_flag`` (as
-        ``method`` and ``z_flag`` of `predict_redshift`), one row per object. Use
+        ``p_morphology`` (probability of the chosen class), ``z_method``, ``z_flag`` and
+        ``input_flag`` (as ``method``, ``z_flag`` and ``input_flag`` of `predict_redshift`), one
+        row per object. Use
         `predict_redshift` for the full p(z).
 
     Raises
@@ -659,7 +719,7 @@ def predict(
     >>> from jwst_embed import predict
     >>> table = predict(images={"F150W": [cutout, cutout]}, spectra=[spectrum, None])
     >>> len(table), table.colnames
-    (2, ['z', 'z_lo', 'z_hi', 'log_mass', 'log_mass_err', 'morphology', 'p_morphology', 'z_method', 'z_flag'])
+    (2, ['z', 'z_lo', 'z_hi', 'log_mass', 'log_mass_err', 'morphology', 'p_morphology', 'z_method', 'z_flag', 'input_flag'])
     >>> [str(m) for m in table["z_method"]]  # the second object has no spectrum: the network alone
     ['joint', 'network']
     """
@@ -673,4 +733,5 @@ def predict(
     table["p_morphology"] = Column(probabilities.max(axis=1), description="probability of that class")
     for key in ("z_method", "z_flag"):
         table[key] = redshift["method" if key == "z_method" else key]
+    _add_input_flag(table, values)
     return table

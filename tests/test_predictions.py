@@ -105,7 +105,7 @@ def test_predictions_from_one_pass_agree_and_do_not_depend_on_batch_size(embedde
     images, spectra = _inputs(jades, BANDS)
     combined = predict(images=images, spectra=spectra, embedder=embedder)
     assert combined.colnames == ["z", "z_lo", "z_hi", "log_mass", "log_mass_err", "morphology", "p_morphology",
-                                 "z_method", "z_flag"]
+                                 "z_method", "z_flag", "input_flag"]
     one_by_one = predict(images=images, spectra=spectra, embedder=embedder, batch_size=1)
     redshift = predict_redshift(images=images, spectra=spectra, embedder=embedder)
     mass = predict_stellar_mass(images=images, spectra=spectra, embedder=embedder)
@@ -316,7 +316,7 @@ def small_fitter():
 
 def test_redshift_methods_share_one_table_layout(embedder, jades, small_fitter):
     images, spectra = _inputs(jades)
-    columns = ["z", "z_lo", "z_hi", "z_mode", "pz", "method", "chi2_dof", "z_flag"]
+    columns = ["z", "z_lo", "z_hi", "z_mode", "pz", "method", "chi2_dof", "z_flag", "input_flag"]
     for method in ("network", "template", "joint", "auto"):
         table = predict_redshift(images=images, spectra=spectra, embedder=embedder, method=method, fitter=small_fitter)
         _check_redshift_table(table, 2)

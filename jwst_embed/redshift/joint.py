@@ -57,6 +57,7 @@ Z_FLAGS: dict[str, int] = {
     "poor_fit": 4,  # chi2 / dof > 5 at z: no template combination describes the spectrum
     "few_pixels": 8,  # fewer than 100 usable pixels in the spectrum
     "network_only": 16,  # no usable spectrum: p(z) from the network alone
+    "bad_input": 32,  # an input failed `jwst_embed.input_checks` (see the input_flag column)
 }
 
 #: Relative redshift distance (in 1 + z) beyond which two solutions count as different.

@@ -385,3 +385,20 @@ def test_cutout_from_header_with_datfix_keywords(tmp_path):
         hdul["SCI"].header["TIME-OBS"] = "04:05:09.413"
     stamp = cutout(path, _source_position(), 21)
     assert stamp.data[~stamp.mask].sum() > 0.9 * TOTAL_FLUX_NJY
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_truncated_spectrum_file_is_a_clear_error(tmp_path):
+    from astropy.io import fits as _fits
+
+    from jwst_embed.io import read_spectrum as _read
+
+    columns = [_fits.Column(name=name, format="D", unit=unit, array=np.linspace(1.0, 2.0, 300))
+               for name, unit in (("wave", "um"), ("flux", "uJy"), ("err", "uJy"))]  # fmt: skip
+    table = _fits.BinTableHDU.from_columns(columns, name="SPEC1D")
+    whole = tmp_path / "whole.spec.fits"
+    _fits.HDUList([_fits.PrimaryHDU(), table]).writeto(whole)
+    cut = tmp_path / "cut.spec.fits"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size - 4000])
+    with pytest.raises(ValueError, match="cut.spec.fits: could not read it as a msaexp spectrum.*truncated"):
+        _read(cut, format="msaexp")

@@ -234,7 +234,7 @@ def test_cli_train_writes_model(tmp_path, capsys):
     model = load_model(out / "model.pt")
     assert model.config == ModelConfig.preset("tiny")
     # Resuming a finished run does nothing more and keeps the step.
-    assert main(["train", "--max-steps", "3", "--preset", "tiny", "--out", str(out), "--synthetic",
+    assert main(["train", "--max-steps", "3", "--preset", "tiny", "--out", str(out),
                  "--batch-size", "4", "--device", "cpu", "--no-progress", "--resume"]) == 0  # fmt: skip
     assert load_checkpoint(out / "latest.pt")["step"] == 3
     # A new run into a finished run's folder is refused (its files stay), unless --overwrite.
@@ -301,3 +301,9 @@ def test_cli_errors_are_one_line_without_debug(tmp_path, capsys):
     assert err.count("\n") == 1 and "jwst-embed train: error:" in err and "configuration differs" in err
     with pytest.raises(ValueError, match="configuration differs"):
         main(["train", "--preset", "small", *common, "--resume", "--debug"])
+    # another seed or batch size would start a different data stream on top of the run
+    more = [arg if arg != "1" else "2" for arg in common]  # --max-steps 2
+    assert main(["train", "--preset", "tiny", *more, "--resume", "--seed", "5"]) == 1
+    assert "seed 0 -> 5" in capsys.readouterr().err
+    assert main(["train", "--preset", "tiny", *[a if a != "2" else "3" for a in more], "--resume"]) == 1
+    assert "batch_size 2 -> 3" in capsys.readouterr().err

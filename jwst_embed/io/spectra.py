@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
+import astropy.units as u
 from astropy.io import fits
 from specutils import Spectrum
 
@@ -121,4 +123,13 @@ def read_spectrum(path: str | os.PathLike, format: str | None = None, **kwargs) 
     if key not in SPECTRUM_FORMATS:
         raise ValueError(f"unknown spectrum format {format!r}; known formats: {_known_formats()}")
     _, reader = SPECTRUM_FORMATS[key]
-    return reader(path, **kwargs)
+    try:
+        return reader(path, **kwargs)
+    except (ValueError, IndexError, KeyError, OSError, EOFError) as error:
+        if isinstance(error, FileNotFoundError | u.UnitsError):
+            raise
+        # e.g. numpy's "cannot reshape array" from a table cut short: say which file and why
+        raise ValueError(
+            f"{Path(path).name}: could not read it as a {key} spectrum ({type(error).__name__}: {error}); "
+            "the file may be truncated or damaged"
+        ) from error

@@ -71,6 +71,9 @@ __all__ = [
     "METRIC_COLUMNS",
 ]
 
+#: Settings that define a run's data stream and batches: resuming with other values is refused.
+_STREAM_FIELDS = ("seed", "batch_size", "synthetic")
+
 #: Files a run writes into its ``out_dir``; a new run refuses a folder holding any of them.
 RUN_FILES = ("metrics.csv", "latest.pt", "model.pt")
 
@@ -452,6 +455,16 @@ class Trainer:
             raise ValueError(
                 f"checkpoint written by {state['world_size']} processes, resuming with {self.context.world_size}: "
                 "the data stream would not continue exactly; resume with the same number of processes"
+            )
+        # the data stream and its batches are defined by these: another value would not continue
+        # the run but silently start a different one on top of it
+        previous = state.get("train_config") or {}
+        changed = [f"{key} {previous[key]!r} -> {getattr(self.config, key)!r}" for key in _STREAM_FIELDS
+                   if key in previous and previous[key] != getattr(self.config, key)]  # fmt: skip
+        if changed:
+            raise ValueError(
+                f"the checkpoint's run used other settings ({'; '.join(changed)}): resume with the same "
+                "settings, or start a new run (--init-from to start from its weights)"
             )
         self.model.load_state_dict(state["model"])
         self.loss_fn.load_state_dict(state["loss"])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
+from .input_checks import check_inputs
 from .models import MultimodalModel
 from .preprocessing import ImageGrid, SpectralGrid, make_batch, modality_order
 from .preprocessing.inputs import input_columns
@@ -49,6 +50,9 @@ class EmbeddingResult:
         of ``modality_names``.
     modality_names : tuple of str
         Modality of each column of ``present`` (bands by wavelength, then spectral modes).
+    input_flag : `~numpy.ndarray`, optional
+        ``(N,)`` str: what `jwst_embed.input_checks` found wrong with each object's inputs
+        (``""`` when all is fine); an embedding of a flagged object says little about it.
 
     Raises
     ------
@@ -69,6 +73,7 @@ class EmbeddingResult:
     modalities: dict[str, np.ndarray]
     present: np.ndarray
     modality_names: tuple[str, ...]
+    input_flag: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.fused = np.asarray(self.fused, dtype=np.float32)
@@ -94,6 +99,10 @@ class EmbeddingResult:
                 raise ValueError(
                     f"modalities[{name!r}] has shape {value.shape}, fused has {self.fused.shape}"
                 )
+        if self.input_flag is not None:
+            self.input_flag = np.asarray(self.input_flag, dtype=str)
+            if self.input_flag.shape != (n_objects,):
+                raise ValueError(f"input_flag has shape {self.input_flag.shape}, expected ({n_objects},)")
 
     def __len__(self) -> int:
         return int(self.fused.shape[0])
@@ -106,7 +115,7 @@ class EmbeddingResult:
         `~astropy.table.Table`
             Column ``fused`` ``(N, D)``; per modality ``<name>`` a bool column
             ``present_<name>`` and an ``(N, D)`` column ``embedding_<name>`` (zeros
-            where absent).
+            where absent); ``input_flag`` when the result has it.
 
         Examples
         --------
@@ -123,6 +132,8 @@ class EmbeddingResult:
         for column, name in enumerate(self.modality_names):
             table[f"present_{name}"] = self.present[:, column]
             table[f"embedding_{name}"] = self.modalities[name]
+        if self.input_flag is not None:
+            table["input_flag"] = self.input_flag
         return table
 
 
@@ -310,7 +321,9 @@ class MultimodalEmbedder:
         fused_parts: list[np.ndarray] = []
         modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
         present_parts: list[np.ndarray] = []
-        for _, _, output, _ in chunks:
+        flags: list[str] = []
+        for _, _, output, batch in chunks:
+            flags.extend(check_inputs(batch).reasons)
             fused_parts.append(output.fused.float().cpu().numpy())
             for name in modality_names:
                 modality_parts[name].append(output.modality_embeddings[name].float().cpu().numpy())
@@ -320,6 +333,7 @@ class MultimodalEmbedder:
             modalities={name: np.concatenate(parts) for name, parts in modality_parts.items()},
             present=np.concatenate(present_parts),
             modality_names=modality_names,
+            input_flag=np.array(flags, dtype=str),
         )
         if not np.isfinite(result.fused).all():
             # Never hand back a NaN embedding silently (e.g. a half-precision overflow).

@@ -98,3 +98,9 @@ def test_auto_does_not_fit_templates_to_a_failed_spectrum(embedder):
                              fitter=fitter)  # fmt: skip
     assert list(table["method"]) == ["joint", "network"]
     assert list(table["input_flag"]) == ["", "negative:PRISM"]
+
+
+def test_embeddings_carry_the_input_flags(embedder):
+    result = embedder.embed(spectra=[_spectrum(), _spectrum(sign=-1.0)])
+    assert result.input_flag.tolist() == ["", "negative:PRISM"]
+    assert list(result.to_table()["input_flag"]) == ["", "negative:PRISM"]

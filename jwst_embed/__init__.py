@@ -9,7 +9,7 @@ except ImportError:  # running from a source tree that was never installed
 from .bands import NIRCAM_BANDS, SPECTRAL_MODES, Band, SpectralMode, get_band, get_spectral_mode
 from .devices import resolve_device
 from .embedder import EmbeddingResult, MultimodalEmbedder
-from .fine_tuning import EmbeddingClassifier, EmbeddingRegressor, fine_tune
+from .fine_tuning import fine_tune
 from .predictions import (
     classify_morphology,
     predict,
@@ -41,3 +41,12 @@ __all__ = [
     "EmbeddingRegressor",
     "EmbeddingClassifier",
 ]
+
+
+def __getattr__(name: str):
+    # scikit-learn (a second to import) only when its estimators are asked for
+    if name in ("EmbeddingRegressor", "EmbeddingClassifier"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -157,3 +157,18 @@ def test_cli_simulate(tmp_path, capsys):
         main(["simulate", "-n", "5", "--bands", "F150W,F998W", "-o", str(tmp_path / "x.h5")])
     with pytest.raises(SystemExit, match="positive integer"):
         main(["simulate", "-n", "0", "-o", str(tmp_path / "y.h5")])
+
+
+def test_device_auto_and_clear_device_errors(monkeypatch):
+    import torch
+
+    from jwst_embed.models import MLPHead, ModelConfig, MultimodalModel
+    from jwst_embed.simulation import MockSurvey, SurveyConfig
+    from jwst_embed.training.finetune import FineTuner
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert MockSurvey(SurveyConfig(bands=()), device="auto").device.type == "cpu"
+    tuner = FineTuner(MultimodalModel(ModelConfig.preset("tiny")), MLPHead(64, 1), device="auto")
+    assert tuner.device.type == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        MockSurvey(SurveyConfig(bands=()), device="cuda")

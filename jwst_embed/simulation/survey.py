@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ..bands import get_band
+from ..devices import resolve_device
 from ..preprocessing.images import DEFAULT_IMAGE_GRID, ImageGrid
 from ..preprocessing.spectra import DEFAULT_SPECTRAL_GRID, SpectralGrid
 
@@ -189,7 +190,8 @@ class MockSurvey:
     config : `SurveyConfig`, optional
         Survey configuration; defaults work.
     device : str or torch.device
-        Where to simulate (``"cuda"`` makes tens of thousands of objects per second).
+        Where to simulate (``"cuda"`` makes tens of thousands of objects per second; ``"auto"``:
+        CUDA if available, else the CPU).
     library : `~jwst_embed.simulation.sps.StellarPopulationLibrary`, optional
         A loaded stellar-population library; by default it is loaded from the user cache
         (and built there on first use, which needs the ``sim`` extra).
@@ -209,7 +211,8 @@ class MockSurvey:
         from .sps import load_library
 
         self.config = config if config is not None else SurveyConfig()
-        self.device = torch.device(device)
+        # the simulator is plain torch (no MPS kernels checked): "auto" is CUDA or the CPU
+        self.device = resolve_device(device, allow_mps=False)
         self.library = library if library is not None else load_library(device=self.device)
         self.spectrum_simulator = SpectrumSimulator(
             self.library,

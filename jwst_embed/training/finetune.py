@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..devices import resolve_device
+
 __all__ = ["FineTuner"]
 
 
@@ -45,7 +47,8 @@ class FineTuner:
     freeze_backbone : bool
         Train only the head (True) or the whole model end to end (False).
     device : str or `torch.device`, optional
-        Where to train; by default the model's device.
+        Where to train (``"auto"``: CUDA if available, else the CPU); by default the model's
+        device.
 
     Attributes
     ----------
@@ -58,7 +61,7 @@ class FineTuner:
     def __init__(self, model: nn.Module, head: nn.Module, freeze_backbone: bool = True, device=None) -> None:
         if not hasattr(head, "loss"):
             raise TypeError(f"head {type(head).__name__} has no loss(output, target) method")
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = resolve_device(device) if device is not None else next(model.parameters()).device
         self.model, self.head = model.to(self.device), head.to(self.device)
         self.freeze_backbone = freeze_backbone
         self.history: list[float] = []

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from ._terminal import print_table
 from .demo import DEMO_SEED
 
 __all__ = ["main", "build_parser", "read_files"]
@@ -404,14 +405,6 @@ def _inputs_used(images, spectrum_list, n_objects: int) -> list[str]:
     return used
 
 
-def _print_table(table, formats) -> None:
-    shown = table[[name for name in formats if name in table.colnames]]
-    for name, fmt in formats.items():
-        if fmt and name in shown.colnames:
-            shown[name].info.format = fmt
-    shown.pprint(max_lines=-1, max_width=-1)
-
-
 _PREDICTION_FORMATS = {"file": None, "inputs": None, "z": ".3f", "z_lo": ".3f", "z_hi": ".3f", "z_method": None, "z_flag": None,
                        "log_mass": ".2f", "log_mass_err": ".2f", "morphology": None}  # fmt: skip
 
@@ -421,7 +414,7 @@ def _run_predict(args) -> int:
     embedder = _load_embedder(args.model, args.device, "predict")
     table = _predict_files(embedder, args.files, _parse_bands(args.bands), spectra=not args.no_spectra,
                            z_method=args.z_method)  # fmt: skip
-    _print_table(table, _PREDICTION_FORMATS)
+    print_table(table, _PREDICTION_FORMATS)
     if args.output:
         table.meta["model"] = str(args.model)
         table.write(args.output, overwrite=True)
@@ -468,7 +461,7 @@ def _run_demo(args) -> int:
         if not files:
             raise SystemExit(f"jwst-embed demo: no .fits files in {args.real}")
         print(f"\nreal files in {args.real}:")
-        _print_table(_predict_files(embedder, files), _PREDICTION_FORMATS)
+        print_table(_predict_files(embedder, files), _PREDICTION_FORMATS)
     return 0
 
 

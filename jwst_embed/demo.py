@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._terminal import print_table
+
 __all__ = ["run_demo", "DEMO_SEED"]
 
 #: Mock-survey seed of the demo galaxies; never used for training.
@@ -79,11 +81,9 @@ def run_demo(embedder, n_objects: int = 8, seed: int = DEMO_SEED, output: str | 
     table["morph_true"] = truth["morphology"]
     table["morph_pred"] = both["morphology"]
     if verbose:
-        from .cli import _print_table
-
         print(f"mock survey seed {seed}, {n_objects} galaxies, model {model_name}; "
               "pred = F150W + PRISM, *_img = F150W alone")  # fmt: skip
-        _print_table(table, {name: (".2f" if name.startswith(("z_", "logM")) and "range" not in name else None)
+        print_table(table, {name: (".2f" if name.startswith(("z_", "logM")) and "range" not in name else None)
                              for name in table.colnames})  # fmt: skip
         dz = (np.asarray(both["z"]) - np.asarray(truth["redshift"])) / (1 + np.asarray(truth["redshift"]))
         print(f"sigma_NMAD (F150W + PRISM): {1.4826 * np.median(np.abs(dz - np.median(dz))):.3f}")
@@ -93,13 +93,12 @@ def run_demo(embedder, n_objects: int = 8, seed: int = DEMO_SEED, output: str | 
 
 
 def _demo_figure(output, seed, model_name, truth, both, image_only, spectra, rebuilt, sample, config) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure without pyplot: no backend is switched (in a notebook either)
+    from matplotlib.figure import Figure
 
     shown = [i for i, spectrum in enumerate(spectra) if spectrum is not None][:3]
-    fig, axes = plt.subplots(1, 1 + len(shown), figsize=(4.5 * (1 + len(shown)), 4), squeeze=False)
+    fig = Figure(figsize=(4.5 * (1 + len(shown)), 4))
+    axes = fig.subplots(1, 1 + len(shown), squeeze=False)
     axis = axes[0, 0]
     z_true = np.asarray(truth["redshift"])
     for pred, label, marker in ((both, "F150W + PRISM", "o"), (image_only, "F150W alone", "s")):
@@ -125,4 +124,3 @@ def _demo_figure(output, seed, model_name, truth, both, image_only, spectra, reb
     fig.suptitle(f"jwst-embed demo: mock survey seed {seed}, {len(z_true)} galaxies; model {model_name}", fontsize=9)
     fig.tight_layout()
     fig.savefig(output, dpi=110)
-    plt.close(fig)

@@ -121,7 +121,15 @@ def test_demo_writes_a_figure(tmp_path, model_path, real_dir, capsys):
     real = tmp_path / "real"
     real.mkdir()
     (real / JADES_HLSP[0]).symlink_to(real_dir / JADES_HLSP[0])
-    assert main(["demo", "--model", str(model_path), "-n", "3", "-o", str(figure), "--real", str(real)]) == 0
+    import matplotlib
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands for a notebook's backend: the demo must not switch it
+    try:
+        assert main(["demo", "--model", str(model_path), "-n", "3", "-o", str(figure), "--real", str(real)]) == 0
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(previous)
     printed = capsys.readouterr().out
     for column in ("z_true", "z_pred", "logM_true", "logM_pred", "morph_true", "morph_pred"):
         assert column in printed

@@ -402,3 +402,21 @@ def test_truncated_spectrum_file_is_a_clear_error(tmp_path):
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size - 4000])
     with pytest.raises(ValueError, match="cut.spec.fits: could not read it as a msaexp spectrum.*truncated"):
         _read(cut, format="msaexp")
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_truncated_cutout_file_is_a_clear_error(tmp_path):
+    from astropy.io import fits as _fits
+
+    from jwst_embed.io import read_cutouts as _read
+
+    image = _fits.ImageHDU(np.ones((100, 100), dtype=np.float32), name="F150W")
+    image.header.update({"BUNIT": "nJy", "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -1e-5,
+                         "CDELT2": 1e-5, "CRPIX1": 50, "CRPIX2": 50, "CRVAL1": 53.1, "CRVAL2": -27.8})  # fmt: skip
+    whole = tmp_path / "whole.fits"
+    _fits.HDUList([_fits.PrimaryHDU(), image]).writeto(whole)
+    assert list(_read(whole)) == ["F150W"]
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cut.fits: could not read its NIRCam cutouts.*truncated"):
+        _read(cut)

@@ -126,6 +126,22 @@ def read_cutouts(path: str | os.PathLike) -> dict[str, NDData]:
     (['F090W', 'F150W', 'F277W', 'F444W'], Unit("nJy"))
     """
     source = as_existing_path(path)
+    try:
+        cutouts = _read_band_images(source)
+    except (NoCutoutsError, u.UnitsError):
+        raise
+    except (ValueError, IndexError, OSError, EOFError) as error:
+        if source.name in str(error):  # our own messages name the file and the problem already
+            raise
+        # e.g. numpy's "cannot reshape array" from an image cut short: say which file and why
+        raise ValueError(
+            f"{source.name}: could not read its NIRCam cutouts ({type(error).__name__}: {error}); the file may "
+            "be truncated or damaged"
+        ) from error
+    return cutouts
+
+
+def _read_band_images(source) -> dict[str, NDData]:
     cutouts: dict[str, NDData] = {}
     with fits.open(source, memmap=False) as hdul:
         for hdu in hdul:

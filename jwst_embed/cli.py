@@ -14,7 +14,7 @@ from . import __version__
 from ._terminal import print_table
 from .demo import DEMO_SEED
 
-__all__ = ["main", "build_parser", "read_files"]
+__all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,75 +221,24 @@ def _parse_bands(values) -> tuple[str, ...] | None:
         raise SystemExit(f"jwst-embed: --bands: {error}") from None
 
 
-def read_files(paths, bands=None, spectra: bool = True):
-    """Read spectra and cutouts of one object per file into `embed` inputs.
+def _read_files(paths, bands=None, spectra: bool = True):
+    """`jwst_embed.io.read_objects` for the command line: errors exit, warnings go to stderr."""
+    import warnings
 
-    Parameters
-    ----------
-    paths : sequence of path-like
-        FITS files in any format `jwst_embed.io` reads; each may hold a spectrum,
-        NIRCam cutouts (JADES HLSP files) or both.
-    bands : sequence of str, optional
-        Bands to use (an empty tuple: none); default every band found.
-    spectra : bool
-        Use the spectra.
+    from .io import UnreadableInputWarning, read_objects
 
-    Returns
-    -------
-    images : dict of str to list of (NDData or None)
-    spectra : list of (Spectrum or None)
-
-    Raises
-    ------
-    SystemExit
-        A file is missing, or gives neither a spectrum nor a wanted image.
-
-    Notes
-    -----
-    A file whose spectrum or cutouts are present but unreadable (e.g. an image without a
-    celestial WCS or flux unit, a truncated table) while the rest of it is read gets a warning
-    on stderr naming the file, the problem and the inputs used instead; it is never dropped
-    silently.
-    """
-    import sys
-    from pathlib import Path
-
-    from .io import NoCutoutsError, identify_spectrum_format, read_cutouts, read_spectrum
-
-    spectrum_list, cutout_list = [], []
-    for path in paths:
-        if not Path(path).is_file():
-            raise SystemExit(f"jwst-embed: no such file: {path}")
-        spectrum, cutouts, problems, unreadable = None, {}, [], []
-        if spectra:
-            try:
-                identify_spectrum_format(path)
-            except ValueError as error:  # not a spectrum file
-                problems.append(str(error))
-            else:
-                try:
-                    spectrum = read_spectrum(path)
-                except (ValueError, OSError, KeyError, IndexError) as error:  # a damaged spectrum file
-                    unreadable.append(f"spectrum unreadable ({error})")
-        if bands != ():
-            try:
-                cutouts = read_cutouts(path)
-            except NoCutoutsError as error:  # a file without images
-                problems.append(str(error))
-            except (ValueError, OSError) as error:  # images there but unusable; OSError: not FITS
-                unreadable.append(f"cutouts unreadable ({error})")
-        if bands:
-            cutouts = {band: image for band, image in cutouts.items() if band in bands}
-        if spectrum is None and not cutouts:
-            raise SystemExit(f"jwst-embed: {path} gives no usable spectrum or image: {'; '.join(problems + unreadable)}")
-        if unreadable:
-            used = ", ".join([*sorted(cutouts), *(["PRISM spectrum"] if spectrum is not None else [])])
-            print(f"jwst-embed: warning: {path}: {'; '.join(unreadable)}; using {used} only", file=sys.stderr)
-        spectrum_list.append(spectrum)
-        cutout_list.append(cutouts)
-    found = sorted({band for cutouts in cutout_list for band in cutouts})
-    images = {band: [cutouts.get(band) for cutouts in cutout_list] for band in (bands or found) if band in found}
-    return images, (spectrum_list if any(s is not None for s in spectrum_list) else None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnreadableInputWarning)
+        try:
+            result = read_objects(paths, bands, spectra=spectra)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"jwst-embed: {error}") from None
+    for warning in caught:
+        if issubclass(warning.category, UnreadableInputWarning):
+            print(f"jwst-embed: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return result
 
 
 def _add_model_options(parser, default_device: str = "auto") -> None:
@@ -344,7 +293,7 @@ def _run_embed(args) -> int:
     from astropy.table import Table
 
     _check_output(args.output, args.overwrite, "embed")
-    images, spectra = read_files(args.files, _parse_bands(args.bands), spectra=not args.no_spectra)
+    images, spectra = _read_files(args.files, _parse_bands(args.bands), spectra=not args.no_spectra)
     embedder = _load_embedder(args.model, args.device, "embed")
     try:
         result = embedder.embed(images=images or None, spectra=spectra, progress=len(args.files) > 64)
@@ -384,7 +333,7 @@ def _add_predict(subparsers) -> None:
 def _predict_files(embedder, files, bands=None, spectra=True, z_method="auto"):
     import os
 
-    images, spectrum_list = read_files(files, bands, spectra=spectra)
+    images, spectrum_list = _read_files(files, bands, spectra=spectra)
     try:
         table = embedder.predict(images=images or None, spectra=spectrum_list, method=z_method)
     except ValueError as error:
@@ -519,7 +468,7 @@ def _run_evaluate(args) -> int:
     _check_output(args.output, args.overwrite, "evaluate", table=False)
     labels, files = _read_labels(args.table)
     embedder = _load_embedder(args.model, args.device, "evaluate")
-    images, spectrum_list = read_files(files, _parse_bands(args.bands), spectra=not args.no_spectra)
+    images, spectrum_list = _read_files(files, _parse_bands(args.bands), spectra=not args.no_spectra)
     try:
         metrics = evaluate(embedder, images=images or None, spectra=spectrum_list, labels=labels)
     except ValueError as error:

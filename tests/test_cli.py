@@ -8,9 +8,9 @@ import torch
 from astropy.table import Table
 from conftest import JADES_HLSP
 
-from jwst_embed.cli import main, read_files
+from jwst_embed.cli import main
 from jwst_embed.embedder import MultimodalEmbedder
-from jwst_embed.io import read_cutouts, read_spectrum
+from jwst_embed.io import read_cutouts, read_objects, read_spectrum
 from jwst_embed.models import ModelConfig, MultimodalModel
 from jwst_embed.training.checkpoint import save_model
 
@@ -54,7 +54,7 @@ def test_embed_bands_selection(tmp_path, model_path, hlsp):
     main(["embed", hlsp, "-o", str(output), "--model", str(model_path), "--device", "cpu", "--bands", "F150W"])
     table = Table.read(output)
     assert [name for name in table.colnames if name.startswith("present_")] == ["present_F150W", "present_PRISM"]
-    images, spectra = read_files([hlsp], bands=())
+    images, spectra = read_objects([hlsp], bands=())
     assert images == {} and len(spectra) == 1
     with pytest.raises(SystemExit, match="F999W"):
         main(["embed", hlsp, "-o", str(tmp_path / "x.fits"), "--model", str(model_path), "--bands", "F999W"])

@@ -420,3 +420,23 @@ def test_truncated_cutout_file_is_a_clear_error(tmp_path):
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(ValueError, match="cut.fits: could not read its NIRCam cutouts.*truncated"):
         _read(cut)
+
+
+def test_read_objects_warns_about_unreadable_parts(tmp_path):
+    from astropy.io import fits as _fits
+
+    from jwst_embed.io import UnreadableInputWarning, read_objects
+
+    columns = [_fits.Column(name=name, format="D", unit=unit, array=np.linspace(1.0, 5.0, 300))
+               for name, unit in (("wave", "um"), ("flux", "uJy"), ("err", "uJy"))]  # fmt: skip
+    image = _fits.ImageHDU(np.ones((64, 64)), name="F150W")  # a cutout without WCS
+    image.header["BUNIT"] = "nJy"
+    path = tmp_path / "obj.spec.fits"
+    _fits.HDUList([_fits.PrimaryHDU(), _fits.BinTableHDU.from_columns(columns, name="SPEC1D"), image]).writeto(path)
+    with pytest.warns(UnreadableInputWarning, match="obj.spec.fits: cutouts unreadable.*using PRISM spectrum only"):
+        images, spectra = read_objects([path])
+    assert images == {} and spectra[0] is not None
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_objects([tmp_path / "missing.fits"])
+    with pytest.raises(ValueError, match="gives no usable spectrum or image"):
+        read_objects([path], bands=(), spectra=False)

@@ -8,11 +8,14 @@ flux unit, `~astropy.nddata.StdDevUncertainty`, a boolean mask) and images as
 from .images import NoCutoutsError, cutout, read_cutouts
 from .jades import read_jades_1d, read_jades_hlsp
 from .msaexp import read_msaexp
+from .objects import UnreadableInputWarning, read_objects
 from .pipeline import read_jwst_x1d
 from .spectra import SPECTRUM_FORMATS, identify_spectrum_format, read_spectrum
 
 __all__ = [
     "NoCutoutsError",
+    "UnreadableInputWarning",
+    "read_objects",
     "SPECTRUM_FORMATS",
     "cutout",
     "identify_spectrum_format",

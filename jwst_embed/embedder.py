@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
-from .input_checks import check_inputs
+from .input_checks import check_inputs, without_failed_inputs
 from .models import MultimodalModel
 from .preprocessing import ImageGrid, SpectralGrid, make_batch, modality_order
 from .preprocessing.inputs import input_columns
@@ -322,8 +322,8 @@ class MultimodalEmbedder:
         modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
         present_parts: list[np.ndarray] = []
         flags: list[str] = []
-        for _, _, output, batch in chunks:
-            flags.extend(check_inputs(batch).reasons)
+        for _, _, output, _, check in chunks:
+            flags.extend(check.reasons)
             fused_parts.append(output.fused.float().cpu().numpy())
             for name in modality_names:
                 modality_parts[name].append(output.modality_embeddings[name].float().cpu().numpy())
@@ -429,7 +429,7 @@ class MultimodalEmbedder:
         return save_embedder(self, path, metadata)
 
     def _chunked_outputs(self, images, spectra, batch_size, progress, desc, decode=True):
-        """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput, Batch)``.
+        """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput, Batch, InputCheck)``.
 
         One model pass per chunk serves embeddings, head predictions and spectrum reconstruction.
         """
@@ -471,12 +471,16 @@ class MultimodalEmbedder:
                     )
                 except (ValueError, TypeError, u.UnitsError) as err:
                     raise _with_offset(err, start) from err
+                # inputs that carry nothing usable (a sign flip, a wrong unit) do not reach the
+                # model beside good ones; the verdicts go with the chunk
+                check = check_inputs(batch)
+                batch = without_failed_inputs(batch, check)
                 output = self._forward(batch, decode)
                 if tuple(output.modalities) != modality_names:
                     raise RuntimeError(
                         f"model returned modalities {output.modalities}, expected {modality_names}"
                     )
-                yield start, stop, output, batch
+                yield start, stop, output, batch, check
                 bar.update(stop - start)
 
     def _forward(self, batch, decode=True):

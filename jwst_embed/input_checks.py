@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .preprocessing.batch import Batch
+from .preprocessing.batch import Batch, ModalityTensors
 
-__all__ = ["InputCheck", "check_inputs", "widen_to_prior", "INPUT_REASONS"]
+__all__ = ["InputCheck", "check_inputs", "without_failed_inputs", "widen_to_prior", "INPUT_REASONS"]
 
 #: The reasons `check_inputs` gives, in the order they are reported.
 INPUT_REASONS = ("negative", "flux_scale", "no_signal")
@@ -181,6 +181,44 @@ def check_inputs(batch: Batch) -> InputCheck:
         reasons=["; ".join(entry) for entry in reasons],
         usable=usable,
         uninformative=~detected,
+    )
+
+
+def without_failed_inputs(batch: Batch, check: InputCheck) -> Batch:
+    """The batch with the inputs that failed (``negative``, ``flux_scale``) made absent.
+
+    An object keeps a failed input only when it has no usable one (the model needs something
+    to run on; its answer is widened downstream), so a sign-flipped spectrum beside a good
+    image never reaches the model as numbers.
+    """
+    present = batch.present.clone()
+    any_usable = np.zeros(len(batch), dtype=bool)
+    for flags in check.usable.values():
+        any_usable |= flags
+    changed = False
+    tensors = {}
+    for column, name in enumerate(batch.modalities):
+        drop = torch.as_tensor(present[:, column].cpu().numpy() & ~check.usable[name] & any_usable)
+        original = batch.images[name] if name in batch.images else batch.spectra[name]
+        if not bool(drop.any()):
+            tensors[name] = original
+            continue
+        changed = True
+        present[drop.to(present.device), column] = False
+        rows = drop.to(original.values.device).reshape((-1,) + (1,) * (original.values.ndim - 1))
+        tensors[name] = ModalityTensors(
+            torch.where(rows, torch.zeros_like(original.values), original.values),
+            torch.where(rows, torch.zeros_like(original.ivar), original.ivar),
+            original.mask | rows,
+        )
+    if not changed:
+        return batch
+    return Batch(
+        images={name: tensors[name] for name in batch.images},
+        spectra={name: tensors[name] for name in batch.spectra},
+        present=present,
+        modalities=batch.modalities,
+        targets=batch.targets,
     )
 
 

@@ -119,9 +119,8 @@ def _run(
     _, _, chunks = embedder._chunked_outputs(images, spectra, batch_size, progress, desc="predicting", decode=decode)
     parts: dict[str, list[np.ndarray]] = {}
     reasons: list[str] = []
-    for _, _, output, batch in chunks:
+    for _, _, output, batch, check in chunks:
         fused = output.fused.float()
-        check = check_inputs(batch)
         reasons.extend(check.reasons)
         values: dict[str, Any] = {
             "uninformative": torch.as_tensor(check.uninformative),

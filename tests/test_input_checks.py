@@ -104,3 +104,15 @@ def test_embeddings_carry_the_input_flags(embedder):
     result = embedder.embed(spectra=[_spectrum(), _spectrum(sign=-1.0)])
     assert result.input_flag.tolist() == ["", "negative:PRISM"]
     assert list(result.to_table()["input_flag"]) == ["", "negative:PRISM"]
+
+
+def test_a_failed_input_beside_a_good_one_never_reaches_the_model(embedder):
+    image = _image()
+    both = embedder.embed(images={"F150W": [image]}, spectra=[_spectrum(sign=-1.0)])
+    alone = embedder.embed(images={"F150W": [image]})
+    assert both.input_flag.tolist() == ["negative:PRISM"]
+    assert both.present[0].tolist() == [True, False]  # the flipped spectrum was made absent
+    np.testing.assert_allclose(both.fused, alone.fused, atol=1e-6)
+    # with nothing usable left, the failed input is kept for the forward pass and flagged
+    only = embedder.embed(spectra=[_spectrum(sign=-1.0)])
+    assert only.present[0].tolist() == [True] and only.input_flag.tolist() == ["negative:PRISM"]

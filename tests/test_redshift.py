@@ -178,6 +178,25 @@ def test_joint_follows_a_right_network_cheaply(fitter, bright_sample):
     assert np.median(result.n_evaluated) < 0.25 * fitter.z_grid.size
 
 
+def test_thinned_windows_agree_with_fitting_every_redshift(library, bright_sample, monkeypatch):
+    from jwst_embed.redshift import joint
+
+    fitter = TemplateFitter(library=library)  # the default grid, on which windows are thinned
+    s = bright_sample
+    z_true = s["redshift"].numpy().astype(np.float64)
+    edges = np.linspace(0.0, math.log1p(16.0), 513)
+    # a broad network p(z) (a faint spectrum's): windows of tens of trial redshifts, thinned
+    pdf = _gaussian_pdf(z_true, 0.08, edges)
+    thinned = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter)
+    monkeypatch.setattr(joint, "_DENSE", 10**6)
+    dense = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter)
+    assert thinned.n_evaluated.sum() < 0.6 * dense.n_evaluated.sum()
+    step = np.median(np.diff(np.log1p(fitter.z_grid)))
+    assert np.all(np.abs(np.log1p(thinned.z) - np.log1p(dense.z)) <= step)
+    assert np.all(np.abs(np.log1p(thinned.z_hi) - np.log1p(dense.z_hi)) <= 2 * step)
+    assert np.all(np.abs(np.log1p(thinned.z_lo) - np.log1p(dense.z_lo)) <= 2 * step)
+
+
 def test_a_wrong_network_cannot_veto_the_data(fitter, bright_sample):
     s = bright_sample
     z_true = s["redshift"].numpy().astype(np.float64)

@@ -247,7 +247,6 @@ class TemplateFitter:
         other.__dict__.update(self.__dict__)
         other.templates = tuple(self.templates[i] for i in index)
         other.template_cube = self.template_cube[:, index].contiguous()
-        other._cube32 = None
         other.allowed = self.allowed[:, index].contiguous()
         return other
 
@@ -284,7 +283,6 @@ class TemplateFitter:
         other.spectral_grid = SpectralGrid(grid.wavelength_min, grid.wavelength_max, n_pixels // factor)
         n_z, n_t, _ = self.template_cube.shape
         other.template_cube = self.template_cube.reshape(n_z, n_t, -1, factor).mean(dim=3).contiguous()
-        other._cube32 = None
         return other
 
     @staticmethod
@@ -351,37 +349,47 @@ class TemplateFitter:
         model_term = ((gram @ coeff[:, :, None])[:, :, 0] * coeff).sum(-1)  # c^T G c
         return (total - 2.0 * (coeff * rhs).sum(-1) + model_term).clamp(min=0.0)
 
-    def _chi2_pairs(self, flux: torch.Tensor, ivar: torch.Tensor, obj: torch.Tensor, zi: torch.Tensor,
-                    fast: bool = False) -> torch.Tensor:
-        """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair.
-
-        ``fast``: the normal equations in float32 (solved in float64) and chi2 from the residual
-        ``sum ivar (f - A c)^2`` in float32, which has no cancellation; about twice as fast, and
-        within a small fraction of a unit of chi2 of the exact fit (a screening precision).
-        """
-        out = torch.empty(obj.numel(), dtype=torch.float64)
-        if fast:
-            if getattr(self, "_cube32", None) is None:
-                self._cube32 = self.template_cube.float()
-            cube, flux, ivar = self._cube32, flux.float(), ivar.float()
-        else:
-            cube = self.template_cube
+    def _chi2_pairs(self, flux: torch.Tensor, ivar: torch.Tensor, obj: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
+        """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair."""
+        cube = self.template_cube
+        n_t = cube.shape[1]
         weighted = ivar * flux
         total = (weighted * flux).sum(dim=1)
-        # As many pairs at a time as ~64 MB of gathered templates allow: the batched NNLS costs
-        # mostly per-iteration overhead, so small problems (a binned scan) gain from big batches.
-        size = max(512, (64 << 20) // (cube.shape[1] * cube.shape[2] * cube.element_size()))
-        for start in range(0, obj.numel(), size):
-            o, z = obj[start : start + size], zi[start : start + size]
-            templates = cube[z]  # (P, T, L)
-            gram = (templates * ivar[o][:, None, :]) @ templates.transpose(1, 2)
-            rhs = (templates @ weighted[o][:, :, None])[:, :, 0]
-            if not fast:
-                out[start : start + size] = self._solve(gram, rhs, total[o], z)
-                continue
-            coeff = nnls_normal_equations(gram.double(), rhs.double(), self.allowed[z]).float()
-            residual = flux[o] - (coeff[:, None, :] @ templates)[:, 0, :]
-            out[start : start + size] = (ivar[o] * residual.square()).sum(dim=1).double()
+        out = torch.empty(obj.numel(), dtype=torch.float64)
+        # Gram matrices are built a few hundred pairs at a time (~64 MB of gathered templates),
+        # but solved in batches of up to 8192: the batched NNLS costs mostly per-iteration
+        # overhead until its slowest problem converges, so big batches are cheaper per pair.
+        build = max(256, (64 << 20) // (n_t * cube.shape[2] * cube.element_size()))
+        for solve_start in range(0, obj.numel(), 8192):
+            o_all, z_all = obj[solve_start : solve_start + 8192], zi[solve_start : solve_start + 8192]
+            gram = torch.empty(o_all.numel(), n_t, n_t, dtype=torch.float64)
+            rhs = torch.empty(o_all.numel(), n_t, dtype=torch.float64)
+            for start in range(0, o_all.numel(), build):
+                o, z = o_all[start : start + build], z_all[start : start + build]
+                templates = cube[z]  # (P, T, L)
+                gram[start : start + build] = (templates * ivar[o][:, None, :]) @ templates.transpose(1, 2)
+                rhs[start : start + build] = (templates @ weighted[o][:, :, None])[:, :, 0]
+            out[solve_start : solve_start + o_all.numel()] = self._solve(gram, rhs, total[o_all], z_all)
+        return out
+
+    def _chi2_columns(self, flux: torch.Tensor, ivar: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
+        """(n, len(zi)) chi2 of every spectrum at the redshift indices ``zi``.
+
+        Matrix products with all the spectra at once give their Gram matrices (`_coarse_grams`):
+        per (object, redshift) about half the work of building them pair by pair.
+        """
+        n_t = self.template_cube.shape[1]
+        weighted = ivar * flux
+        total = (weighted * flux).sum(dim=1)  # f^T W f
+        out = torch.empty(flux.shape[0], zi.numel(), dtype=torch.float64)
+        rows = max(1, (64 << 20) // (zi.numel() * n_t * n_t * 8))  # ~64 MB of Gram matrices at a time
+        for start in range(0, flux.shape[0], rows):
+            stop = min(start + rows, flux.shape[0])
+            n = stop - start
+            gram = self._coarse_grams(zi, ivar[start:stop]).reshape(n * zi.numel(), n_t, n_t)
+            rhs = torch.einsum("ztl,nl->nzt", self.template_cube[zi], weighted[start:stop]).reshape(-1, n_t)
+            obj = torch.arange(start, stop).repeat_interleave(zi.numel())
+            out[start:stop] = self._solve(gram, rhs, total[obj], zi.repeat(n)).reshape(n, zi.numel())
         return out
 
     def _chi2_chunk(self, flux: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:
@@ -393,17 +401,10 @@ class TemplateFitter:
         """
         n_z, n_t = self.template_cube.shape[:2]
         n = flux.shape[0]
-        weighted = ivar * flux
-        total = (weighted * flux).sum(dim=1)  # f^T W f
         coarse = self._coarse_indices()
         n_coarse = coarse.numel()
 
-        # coarse redshifts: matrix products with all the spectra at once give their Gram matrices
-        gram = self._coarse_grams(coarse, ivar).reshape(n * n_coarse, n_t, n_t)
-        rhs = torch.einsum("ztl,nl->nzt", self.template_cube[coarse], weighted).reshape(n * n_coarse, n_t)
-        obj = torch.arange(n).repeat_interleave(n_coarse)
-        zi = coarse.repeat(n)
-        chi2_coarse = self._solve(gram, rhs, total[obj], zi).reshape(n, n_coarse)
+        chi2_coarse = self._chi2_columns(flux, ivar, coarse)
         if n_coarse == n_z:
             return chi2_coarse
 
@@ -502,7 +503,7 @@ class TemplateFitter:
         flux = torch.where(good, flux, torch.zeros_like(flux))
         return flux, weight, good.sum(dim=1)
 
-    def chi2_at(self, flux_njy, ivar, mask, evaluate, fast: bool = False) -> np.ndarray:
+    def chi2_at(self, flux_njy, ivar, mask, evaluate) -> np.ndarray:
         """chi2 of the best non-negative template sum at chosen redshifts of each spectrum.
 
         Parameters
@@ -511,9 +512,6 @@ class TemplateFitter:
             As for `fit`.
         evaluate : array-like of bool
             (N, n_z): True where chi2 is wanted (indices into `z_grid`).
-        fast : bool, optional
-            Normal equations in float32, chi2 from the residual: about twice as fast and as
-            good as exact for screening (the joint redshift's scan).
 
         Returns
         -------
@@ -536,9 +534,16 @@ class TemplateFitter:
                 f"evaluate must be (N, n_z) = ({flux.shape[0]}, {self.z_grid.size}), got {tuple(evaluate.shape)}"
             )
         chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
+        # redshifts wanted for most spectra (a scan's shared points) are fitted for all of them
+        # at once, the rest pair by pair
+        shared = torch.nonzero(evaluate.float().mean(dim=0) >= 0.5)[:, 0]
+        if shared.numel() and flux.shape[0] > 1:
+            chi2[:, shared] = torch.where(evaluate[:, shared], self._chi2_columns(flux, weight, shared), torch.inf)
+            evaluate = evaluate.clone()
+            evaluate[:, shared] = False
         obj, zi = evaluate.nonzero(as_tuple=True)
         if obj.numel():
-            chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi, fast=fast)
+            chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi)
         return chi2.numpy()
 
     def fit_spectra(self, spectra, progress: bool = True):

@@ -89,9 +89,9 @@ def cli_outcome(code, err):
 
 def main() -> None:
     from jwst_embed import MultimodalEmbedder, predict_redshift
-    from jwst_embed.fine_tuning import fine_tune
     from jwst_embed.models import ModelConfig, MultimodalModel
     from jwst_embed.training.checkpoint import load_model, save_model
+    from jwst_embed.tuning import fine_tune
 
     work = Path(tempfile.mkdtemp(prefix="hostile_"))
     default = MultimodalEmbedder.from_pretrained("default", device="cpu")

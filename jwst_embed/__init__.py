@@ -9,7 +9,6 @@ except ImportError:  # running from a source tree that was never installed
 from .bands import NIRCAM_BANDS, SPECTRAL_MODES, Band, SpectralMode, get_band, get_spectral_mode
 from .devices import resolve_device
 from .embedder import EmbeddingResult, MultimodalEmbedder
-from .fine_tuning import fine_tune
 from .predictions import (
     classify_morphology,
     predict,
@@ -18,6 +17,7 @@ from .predictions import (
     reconstruct_spectrum,
 )
 from .similarity import EmbeddingIndex, nearest_neighbors
+from .tuning import fine_tune
 
 __all__ = [
     "__version__",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["autocast", "inference_dtype", "resolve_device"]
 
 
 def _mps_available() -> bool:
@@ -61,3 +63,54 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0, all
     if resolved.type == "mps" and not _mps_available():
         raise ValueError(f"device {str(device)!r} was requested but MPS is not available; use 'auto' or 'cpu'")
     return resolved
+
+
+def inference_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of inference on ``device``: bfloat16 on CUDA, None (float32) elsewhere.
+
+    CPU bfloat16 is slow and less exact on the machines this package targets, so CPUs (and MPS)
+    run in float32.
+
+    Parameters
+    ----------
+    device : `torch.device` or str
+        Where the model runs.
+
+    Returns
+    -------
+    dtype : `torch.dtype` or None
+
+    Examples
+    --------
+    >>> import torch
+    >>> inference_dtype(torch.device("cpu")) is None
+    True
+    """
+    return torch.bfloat16 if torch.device(device).type == "cuda" else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """The one autocast policy: ``torch.autocast`` with ``dtype`` on ``device``, or nothing.
+
+    Parameters
+    ----------
+    device : `torch.device`
+        Where the model runs.
+    dtype : `torch.dtype` or None
+        Reduced precision to run in (e.g. ``torch.bfloat16``); None runs in full precision.
+
+    Returns
+    -------
+    context : context manager
+
+    Examples
+    --------
+    >>> import torch
+    >>> with autocast(torch.device("cpu"), None):
+    ...     (torch.ones(2) * 2).dtype
+    torch.float32
+    """
+    device = torch.device(device)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-import astropy.units as u
 import numpy as np
 import torch
 
+from . import prediction_tables, tuning
 from .devices import resolve_device
-from .input_checks import check_inputs, without_failed_inputs
+from .inference import chunked_outputs
 from .models import MultimodalModel
-from .preprocessing import ImageGrid, SpectralGrid, make_batch, modality_order
-from .preprocessing.inputs import input_columns
+from .preprocessing import ImageGrid, SpectralGrid
 
 __all__ = ["MultimodalEmbedder", "EmbeddingResult"]
 
@@ -137,24 +134,6 @@ class EmbeddingResult:
         return table
 
 
-_LOCATION = re.compile(r"^(images|spectra)\[('[^']*')\]\[(\d+)\]")
-
-
-def _with_offset(err: Exception, start: int) -> Exception:
-    """Re-issue a `make_batch` error with the object index counted over all inputs, not the chunk."""
-    message = str(err)
-    match = _LOCATION.match(message)
-    if match:
-        kind, name, index = match.groups()
-        message = f"{kind}[{name}][{start + int(index)}]" + message[match.end() :]
-    elif start:
-        message = f"objects from index {start} on: {message}"
-    try:
-        return type(err)(message)
-    except TypeError:  # an exception class with a different constructor
-        return ValueError(message)
-
-
 class MultimodalEmbedder:
     """Embed NIRCam images and NIRSpec spectra of galaxies with a trained model.
 
@@ -240,7 +219,7 @@ class MultimodalEmbedder:
         >>> embedder.latent_dim, sorted(embedder.model.heads)
         (256, ['log_mass', 'morphology', 'redshift'])
         """
-        from .training.checkpoint import load_model
+        from .models.serialization import load_model
         from .weights import fetch_weights
 
         path = fetch_weights(name_or_path)
@@ -315,8 +294,8 @@ class MultimodalEmbedder:
         >>> result.fused.shape, result.modality_names
         ((1, 256), ('F150W', 'PRISM'))
         """
-        modality_names, n_objects, chunks = self._chunked_outputs(
-            images, spectra, batch_size, progress, desc="embedding", decode=False
+        modality_names, n_objects, chunks = chunked_outputs(
+            self, images, spectra, batch_size, progress, desc="embedding", decode=False
         )
         fused_parts: list[np.ndarray] = []
         modality_parts: dict[str, list[np.ndarray]] = {name: [] for name in modality_names}
@@ -345,7 +324,7 @@ class MultimodalEmbedder:
             values[~column] = 0.0
         return result
 
-    # -- predictions: thin wrappers of jwst_embed.predictions with this embedder ----------------------
+    # -- predictions (the public functions of jwst_embed.predictions call these) ----------------------
     def predict_redshift(
         self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs
     ):
@@ -354,42 +333,32 @@ class MultimodalEmbedder:
         ``method`` is ``"auto"``, ``"network"``, ``"template"`` or ``"joint"``; ``kwargs`` go to
         `jwst_embed.predictions.predict_redshift` (``floor``, ``fitter``).
         """
-        from .predictions import predict_redshift
-
-        return predict_redshift(
-            images, spectra, embedder=self, batch_size=batch_size, progress=progress, method=method, **kwargs
+        return prediction_tables.redshift_table(
+            self, images, spectra, batch_size=batch_size, progress=progress, method=method, **kwargs
         )
 
     def predict_stellar_mass(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
         """Table of log_mass, log_mass_err; see `jwst_embed.predictions.predict_stellar_mass`."""
-        from .predictions import predict_stellar_mass
-
-        return predict_stellar_mass(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+        return prediction_tables.stellar_mass_table(self, images, spectra, batch_size=batch_size, progress=progress)
 
     def classify_morphology(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
         """Table of morphology and p_<class>; see `jwst_embed.predictions.classify_morphology`."""
-        from .predictions import classify_morphology
-
-        return classify_morphology(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+        return prediction_tables.morphology_table(self, images, spectra, batch_size=batch_size, progress=progress)
 
     def reconstruct_spectrum(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
         """PRISM spectra (nJy) decoded from the embedding; see `jwst_embed.predictions.reconstruct_spectrum`."""
-        from .predictions import reconstruct_spectrum
-
-        return reconstruct_spectrum(images, spectra, embedder=self, batch_size=batch_size, progress=progress)
+        return prediction_tables.reconstructed_spectra(self, images, spectra, batch_size=batch_size, progress=progress)
 
     def predict(
         self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs
     ):
         """Table of z, z_lo, z_hi, log_mass, log_mass_err, morphology; see `jwst_embed.predictions.predict`."""
-        from .predictions import predict
-
-        return predict(
-            images, spectra, embedder=self, batch_size=batch_size, progress=progress, method=method, **kwargs
+        return prediction_tables.prediction_table(
+            self, images, spectra, batch_size=batch_size, progress=progress, method=method, **kwargs
         )
 
     def fine_tune(self, images=None, spectra=None, labels=None, **kwargs) -> MultimodalEmbedder:
-        """A fine-tuned copy of this embedder; see `jwst_embed.fine_tuning.fine_tune` for the options.
+        """A fine-tuned copy of this embedder; see `jwst_embed.tuning.fine_tune` for the options.
 
         Parameters
         ----------
@@ -399,16 +368,14 @@ class MultimodalEmbedder:
             One label per object (NaN or None = unknown).
         **kwargs
             ``task``, ``freeze_backbone``, ``epochs``, ``lr``, ... of
-            `~jwst_embed.fine_tuning.fine_tune`.
+            `~jwst_embed.tuning.fine_tune`.
 
         Returns
         -------
         `MultimodalEmbedder`
             A new embedder; this one is unchanged.
         """
-        from .fine_tuning import fine_tune
-
-        return fine_tune(self, images, spectra, labels, **kwargs)
+        return tuning.fine_tune(self, images, spectra, labels, **kwargs)
 
     def save(self, path, metadata=None):
         """Write the model (with its heads) so that `from_pretrained` loads it back.
@@ -424,78 +391,4 @@ class MultimodalEmbedder:
         -------
         path : `~pathlib.Path`
         """
-        from .fine_tuning import save_embedder
-
-        return save_embedder(self, path, metadata)
-
-    def _chunked_outputs(self, images, spectra, batch_size, progress, desc, decode=True):
-        """Validate inputs; return modality names, N and an iterator of ``(start, stop, ModelOutput, Batch, InputCheck)``.
-
-        One model pass per chunk serves embeddings, head predictions and spectrum reconstruction.
-        """
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int | np.integer)
-            or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        image_columns, spectrum_columns = input_columns(images, spectra)
-        modality_names = modality_order([*image_columns, *spectrum_columns])
-        n_objects = len(next(iter({**image_columns, **spectrum_columns}.values())))
-        return modality_names, n_objects, self._iter_outputs(
-            image_columns, spectrum_columns, modality_names, n_objects, int(batch_size), progress, desc, decode
-        )
-
-    def _iter_outputs(
-        self, image_columns, spectrum_columns, modality_names, n_objects, batch_size, progress, desc, decode=True
-    ):
-        from tqdm.auto import tqdm
-
-        self.model.eval()
-        with tqdm(total=n_objects, desc=desc, unit="object", disable=not progress) as bar:
-            for start in range(0, n_objects, batch_size):
-                stop = min(start + batch_size, n_objects)
-                # Every chunk gets every modality column (all-absent ones too), so columns line up.
-                try:
-                    batch = make_batch(
-                        images={
-                            band: entries[start:stop] for band, entries in image_columns.items()
-                        }
-                        or None,
-                        spectra={
-                            mode: entries[start:stop] for mode, entries in spectrum_columns.items()
-                        }
-                        or None,
-                        image_grid=self.image_grid,
-                        spectral_grid=self.spectral_grid,
-                    )
-                except (ValueError, TypeError, u.UnitsError) as err:
-                    raise _with_offset(err, start) from err
-                # inputs that carry nothing usable (a sign flip, a wrong unit) do not reach the
-                # model beside good ones; the verdicts go with the chunk
-                check = check_inputs(batch)
-                batch = without_failed_inputs(batch, check)
-                output = self._forward(batch, decode)
-                if tuple(output.modalities) != modality_names:
-                    raise RuntimeError(
-                        f"model returned modalities {output.modalities}, expected {modality_names}"
-                    )
-                yield start, stop, output, batch, check
-                bar.update(stop - start)
-
-    def _forward(self, batch, decode=True):
-        batch = batch.to(self.device)
-        # bf16 autocast on CUDA for speed; float32 elsewhere (CPU bf16 is slow and less exact).
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.device.type == "cuda"
-            else nullcontext()
-        )
-        try:
-            with torch.no_grad(), autocast:
-                return self.model(batch, mask_inputs=False, modality_dropout=False, decode=decode)
-        except torch.cuda.OutOfMemoryError as err:
-            raise RuntimeError(
-                f"out of GPU memory while embedding {len(batch)} objects on {self.device}; "
-                f"pass a smaller batch_size (e.g. batch_size={max(1, len(batch) // 4)})"
-            ) from err
+        return tuning.save_embedder(self, path, metadata)

@@ -106,7 +106,7 @@ class EmbeddingRegressor(RegressorMixin, _EmbeddingEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from jwst_embed.fine_tuning import EmbeddingRegressor
+    >>> from jwst_embed.estimators import EmbeddingRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(100, 8)); y = X @ np.arange(8.0)
     >>> EmbeddingRegressor().fit(X, y).score(X, y) > 0.99
@@ -159,7 +159,7 @@ class EmbeddingClassifier(ClassifierMixin, _EmbeddingEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from jwst_embed.fine_tuning import EmbeddingClassifier
+    >>> from jwst_embed.estimators import EmbeddingClassifier
     >>> X = np.r_[np.zeros((20, 4)), np.ones((20, 4))]; y = ["disk"] * 20 + ["merger"] * 20
     >>> EmbeddingClassifier().fit(X, y).predict(X[[0, -1]]).tolist()
     ['disk', 'merger']

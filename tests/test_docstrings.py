@@ -18,11 +18,15 @@ MODULES = [
     "jwst_embed.embedder",
     "jwst_embed.baselines",
     "jwst_embed.predictions",
+    "jwst_embed.prediction_tables",
+    "jwst_embed.inference",
     "jwst_embed.similarity",
     "jwst_embed.simulation.export",
     "jwst_embed.cli",
     "jwst_embed.demo",
-    "jwst_embed.fine_tuning",
+    "jwst_embed.tuning",
+    "jwst_embed.tuning.labels",
+    "jwst_embed.tuning.heads",
     "jwst_embed.evaluation",
 ]
 

@@ -1,4 +1,4 @@
-"""Fine-tuning on user labels (`jwst_embed.fine_tuning`) and the scikit-learn estimators on embeddings.
+"""Fine-tuning on user labels (`jwst_embed.tuning`) and the scikit-learn estimators on embeddings.
 
 A tiny random model on a small mock survey (2 bands at 32 pixels, PRISM at 128 pixels): the
 fine-tuned head is compared with the model before fine-tuning and with a predict-the-median
@@ -11,17 +11,12 @@ import pytest
 import torch
 
 from jwst_embed import MultimodalEmbedder
-from jwst_embed.fine_tuning import (
-    EmbeddingClassifier,
-    EmbeddingRegressor,
-    describe_head,
-    fine_tune,
-    save_embedder,
-)
+from jwst_embed.estimators import EmbeddingClassifier, EmbeddingRegressor
 from jwst_embed.models import MLPHead, ModelConfig, MultimodalModel, RedshiftHead
 from jwst_embed.preprocessing import ImageGrid, SpectralGrid
 from jwst_embed.simulation import MockSurvey, SurveyConfig
 from jwst_embed.simulation.catalogue import sample_to_batch
+from jwst_embed.tuning import describe_head, fine_tune, save_embedder
 
 
 def sigma_nmad(z_pred, z_true):
@@ -325,3 +320,24 @@ def test_diverged_fine_tuning_warns(embedder, mock):
     z = train.targets["redshift"].numpy()
     with pytest.warns(RuntimeWarning, match="diverged"):
         fine_tune(embedder, batches=train, labels=z, epochs=3, lr=1e4, freeze_backbone=False, progress=False)
+
+
+def test_old_fine_tuning_import_paths_work_and_warn():
+    import importlib
+    import sys
+
+    import jwst_embed.tuning as tuning
+
+    for name in ("jwst_embed.fine_tuning", "jwst_embed.training.finetune"):
+        sys.modules.pop(name, None)
+        with pytest.warns(DeprecationWarning, match="deprecated"):
+            old = importlib.import_module(name)
+        if name.endswith("fine_tuning"):
+            assert old.fine_tune is tuning.fine_tune and old.save_embedder is tuning.save_embedder
+            assert old.EmbeddingRegressor is EmbeddingRegressor
+        else:
+            assert old.FineTuner is tuning.FineTuner
+    import jwst_embed.training
+
+    with pytest.warns(DeprecationWarning, match="jwst_embed.tuning"):
+        assert jwst_embed.training.FineTuner is tuning.FineTuner

@@ -13,7 +13,7 @@ from conftest import JADES_HLSP
 from specutils import Spectrum
 
 import jwst_embed
-from jwst_embed import predictions
+from jwst_embed import prediction_tables, predictions
 from jwst_embed.embedder import MultimodalEmbedder
 from jwst_embed.io import read_cutouts, read_spectrum
 from jwst_embed.models import ModelConfig, MultimodalModel
@@ -366,7 +366,7 @@ def test_template_method_runs_without_a_model(jades, small_fitter):
 
 def test_predict_reports_how_z_was_made(embedder, jades, small_fitter, monkeypatch):
     images, spectra = _inputs(jades)
-    monkeypatch.setitem(predictions._FITTERS, predictions._grid_key(embedder.spectral_grid), small_fitter)
+    monkeypatch.setitem(prediction_tables._FITTERS, prediction_tables._grid_key(embedder.spectral_grid), small_fitter)
     table = predict(images=images, spectra=[spectra[0], None], embedder=embedder)
     assert list(table["z_method"]) == ["joint", "network"]
     network = predict(images=images, spectra=[spectra[0], None], embedder=embedder, method="network")

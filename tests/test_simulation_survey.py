@@ -164,7 +164,7 @@ def test_device_auto_and_clear_device_errors(monkeypatch):
 
     from jwst_embed.models import MLPHead, ModelConfig, MultimodalModel
     from jwst_embed.simulation import MockSurvey, SurveyConfig
-    from jwst_embed.training.finetune import FineTuner
+    from jwst_embed.tuning import FineTuner
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert MockSurvey(SurveyConfig(bands=()), device="auto").device.type == "cpu"

@@ -12,7 +12,6 @@ import torch
 from jwst_embed.cli import main
 from jwst_embed.models import MassHead, ModelConfig, MultimodalModel, RedshiftHead
 from jwst_embed.training.checkpoint import load_checkpoint, load_model
-from jwst_embed.training.finetune import FineTuner
 from jwst_embed.training.pretrain import (
     SyntheticSource,
     TrainConfig,
@@ -21,6 +20,7 @@ from jwst_embed.training.pretrain import (
     parameter_groups,
 )
 from jwst_embed.training.validation import knn_redshift, outlier_fraction, sigma_nmad, spectrum_r2
+from jwst_embed.tuning import FineTuner
 
 # One thread: the suite may share the machine's 2 cores, and oversubscribed threads spin.
 FAST = dict(preset="tiny", batch_size=8, warmup_steps=5, lr=2e-3, validate_every=0, num_threads=1, deterministic=True)

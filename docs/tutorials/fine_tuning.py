@@ -68,6 +68,6 @@ fig.tight_layout()
 # -- end compare --
 
 # -- save --
-# from jwst_embed.fine_tuning import save_embedder
+# from jwst_embed.tuning import save_embedder
 # save_embedder(tuned, "my_redshift_model.pt")      # MultimodalEmbedder.from_pretrained("my_redshift_model.pt")
 # -- end save --

@@ -91,7 +91,7 @@ class ModelConfig:
     custom_heads : dict of str to dict
         Extra heads on the fused embedding, added to ``model.heads`` (replacing a
         built-in head of the same name), e.g. from fine-tuning on the user's
-        labels (`jwst_embed.fine_tuning`). Each maps a head name to a spec
+        labels (`jwst_embed.tuning`). Each maps a head name to a spec
         ``{"kind": kind, **arguments}``, ``kind`` one of `HEAD_KINDS`
         (``"mlp"``, ``"redshift"``, ``"log_mass"``, ``"morphology"``) and the
         arguments those of the matching head class after ``in_dim``, e.g.

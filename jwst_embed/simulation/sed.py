@@ -37,7 +37,8 @@ import math
 import numpy as np
 import torch
 
-from jwst_embed.simulation.sps import StellarPopulationLibrary, template_matrices
+from jwst_embed.simulation.sps import StellarPopulationLibrary
+from jwst_embed.simulation.sps_file import template_matrices
 
 __all__ = [
     "SED_PARAMETER_NAMES",

@@ -27,20 +27,28 @@ Units and sampling (all stored arrays):
   young age bins (younger than ``young_age_max``).
 - ``surviving_fraction`` (7, n_age): stellar mass still alive per mass formed.
 
-The extraction itself lives in `jwst_embed.simulation.sps_build`; this module
-is the runtime side (loading, checksum verification, template matrices).
+The extraction itself lives in `jwst_embed.simulation.sps_build`, the file's version, location,
+checksum and the template matrices in `jwst_embed.simulation.sps_file`; this module is the
+runtime side (loading and verifying the file).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from .sps_build import build_library
+from .sps_file import (
+    LIBRARY_VERSION,
+    default_library_path,
+    library_checksum,
+    resolve_library_path,
+    template_matrices,
+)
 
 __all__ = [
     "LIBRARY_VERSION",
@@ -52,12 +60,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever the content or layout of the extracted library changes.
-LIBRARY_VERSION = "jwst_embed-sps-2"
-
 _REBUILD_HINT = "rebuild it with `jwst-embed simulate --build-library` (or build_library())"
 
-LYMAN_LIMIT_UM = 0.0912  # ionising photons removed from birth-cloud stars
 
 
 @dataclass
@@ -173,53 +177,6 @@ class StellarPopulationLibrary:
         return StellarPopulationLibrary(**values)
 
 
-def default_library_path() -> Path:
-    """Where the library lives: ``$JWST_EMBED_CACHE/sps`` or the pooch user cache."""
-    root = os.environ.get("JWST_EMBED_CACHE")
-    if root:
-        base = Path(root)
-    else:
-        import pooch
-
-        base = Path(pooch.os_cache("jwst_embed"))
-    return base / "sps" / f"{LIBRARY_VERSION}.npz"
-
-
-def _resolve_path(path: str | os.PathLike | None) -> Path:
-    if path is None:
-        return default_library_path()
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path / f"{LIBRARY_VERSION}.npz"
-    return path
-
-
-def template_matrices(stellar: np.ndarray, nebular: np.ndarray, wavelength_um: np.ndarray):
-    """The (n, L) template matrices the SED model sums: birth-cloud and older stars.
-
-    Birth-cloud rows (Z, logU, young age) hold the stars with their ionising
-    photons removed (escape fraction 0) plus the nebular emission they power;
-    the logU weights of an object sum to one, so the stars can ride along in
-    every logU row. Older rows (Z, age) are the plain SSPs.
-    """
-    n_young = nebular.shape[2]
-    lyc = (wavelength_um < LYMAN_LIMIT_UM).astype(stellar.dtype)
-    young = nebular + (stellar[:, :n_young] * (1.0 - lyc))[:, None]
-    return young.reshape(-1, wavelength_um.size), stellar.reshape(-1, wavelength_um.size)
-
-
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        if key in ("checksum",):
-            continue
-        value = np.ascontiguousarray(arrays[key])
-        digest.update(key.encode())
-        digest.update(str(value.dtype).encode() + str(value.shape).encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
-
-
 def load_library(
     path: str | os.PathLike | None = None, device: str | torch.device = "cpu", build: bool = True
 ) -> StellarPopulationLibrary:
@@ -252,13 +209,11 @@ def load_library(
     >>> tuple(library.stellar.shape)  # doctest: +SKIP
     (7, 42, 5000)
     """
-    path = _resolve_path(path)
+    path = resolve_library_path(path)
     if not path.exists():
         if not build:
             raise FileNotFoundError(f"no stellar-population library at {path}; {_REBUILD_HINT}")
         log.warning("building the stellar-population library (one-off, ~10-20 s) into %s", path)
-        from .sps_build import build_library  # lazy: sps_build imports this module
-
         build_library(path, progress=False)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -273,7 +228,7 @@ def load_library(
             f"the stellar-population library {path} has version {version!r}, expected "
             f"{LIBRARY_VERSION!r}; {_REBUILD_HINT}"
         )
-    if "checksum" not in arrays or str(arrays["checksum"]) != _checksum(arrays):
+    if "checksum" not in arrays or str(arrays["checksum"]) != library_checksum(arrays):
         raise ValueError(
             f"the stellar-population library {path} fails its checksum (corrupt); {_REBUILD_HINT}"
         )

@@ -19,12 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jwst_embed.simulation.sps import (
-    LIBRARY_VERSION,
-    _checksum,
-    _resolve_path,
-    template_matrices,
-)
+from .sps_file import LIBRARY_VERSION, library_checksum, resolve_library_path, template_matrices
 
 __all__ = ["build_library"]
 
@@ -373,7 +368,7 @@ def build_library(path: str | os.PathLike | None = None, progress: bool = True) 
     ----------
     path : str or path-like, optional
         Output ``.npz`` file, or a folder to put ``<LIBRARY_VERSION>.npz`` in.
-        Default: `~jwst_embed.simulation.sps.default_library_path`.
+        Default: `~jwst_embed.simulation.sps_file.default_library_path`.
     progress : bool, optional
         Show a progress bar.
 
@@ -387,10 +382,10 @@ def build_library(path: str | os.PathLike | None = None, progress: bool = True) 
     ImportError
         If ``bagpipes`` or ``astro-sedpy`` is not installed (the ``sim`` extra).
     """
-    path = _resolve_path(path)
+    path = resolve_library_path(path)
     start = time.perf_counter()
     arrays = _extract_arrays(progress)
-    arrays["checksum"] = np.array(_checksum(arrays))
+    arrays["checksum"] = np.array(library_checksum(arrays))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **arrays)

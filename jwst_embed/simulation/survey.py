@@ -28,6 +28,7 @@ from ..bands import get_band
 from ..devices import resolve_device
 from ..preprocessing.images import DEFAULT_IMAGE_GRID, ImageGrid
 from ..preprocessing.spectra import DEFAULT_SPECTRAL_GRID, SpectralGrid
+from .sample_batch import sample_to_batch
 
 __all__ = ["SurveyConfig", "MockSurvey", "SIMULATOR_VERSION", "batch_generator"]
 
@@ -369,8 +370,6 @@ class MockSurvey:
 
     def to_batch(self, sample: dict):
         """Turn a `sample` dictionary into a model-ready `~jwst_embed.preprocessing.Batch`."""
-        from .catalogue import sample_to_batch
-
         return sample_to_batch(sample, self.config)
 
     def batches(

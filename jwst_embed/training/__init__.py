@@ -1,4 +1,4 @@
-"""Pretraining and fine-tuning: losses, the trainer, checkpoints, distributed runs, validation."""
+"""Pretraining: losses, the trainer, checkpoints, distributed runs, validation (fine-tuning is in `jwst_embed.tuning`)."""
 
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -26,7 +26,6 @@ from .downstream import (
     train_downstream,
     train_line_reader,
 )
-from .finetune import FineTuner
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses_all
 from .optim import cosine_with_warmup, parameter_groups
@@ -45,7 +44,6 @@ __all__ = [
     "cosine_with_warmup",
     "parameter_groups",
     "METRIC_COLUMNS",
-    "FineTuner",
     "DownstreamConfig",
     "TokenPool",
     "build_token_pool",
@@ -71,3 +69,20 @@ __all__ = [
     "spectrum_r2",
     "quick_validation",
 ]
+
+
+def __getattr__(name: str):
+    # FineTuner moved to jwst_embed.tuning (one home for fine-tuning); the old name warns for a release
+    if name == "FineTuner":
+        import warnings
+
+        from ..tuning import FineTuner
+
+        warnings.warn(
+            "jwst_embed.training.FineTuner is deprecated and will be removed in the next release; "
+            "import it from jwst_embed.tuning",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return FineTuner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

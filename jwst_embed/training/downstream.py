@@ -189,7 +189,7 @@ def build_token_pool(model, survey, n_objects: int, seed: int, batch_size: int =
     from tqdm.auto import tqdm
 
     from ..simulation import batch_generator
-    from ..simulation.catalogue import sample_to_batch
+    from ..simulation.sample_batch import sample_to_batch
 
     model.eval()
     parts: dict[str, list[Tensor]] = {}

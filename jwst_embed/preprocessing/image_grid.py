@@ -14,7 +14,7 @@ from astropy.wcs import WCS
 __all__ = ["ImageGrid", "DEFAULT_IMAGE_GRID"]
 
 
-def _as_arcsec(value: Any, name: str) -> float:
+def as_arcsec(value: Any, name: str) -> float:
     """An angle (Quantity in angle or angle/pixel, or a number in arcsec) as positive float arcsec."""
     if isinstance(value, u.Quantity):
         unit = value.unit
@@ -72,7 +72,7 @@ class ImageGrid:
         if self.n_pixels < 1:
             raise ValueError(f"ImageGrid.n_pixels must be positive, got {self.n_pixels}")
         object.__setattr__(self, "n_pixels", int(self.n_pixels))
-        scale = _as_arcsec(self.pixel_scale, "ImageGrid.pixel_scale")
+        scale = as_arcsec(self.pixel_scale, "ImageGrid.pixel_scale")
         object.__setattr__(self, "pixel_scale", scale * u.arcsec)
 
     @property

@@ -25,14 +25,14 @@ from astropy.nddata import (
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
-from .image_grid import _as_arcsec
+from .image_grid import as_arcsec
 
 __all__ = ["image_to_njy"]
 
 log = logging.getLogger(__name__)
 
 
-def _celestial_wcs(nddata: Any) -> WCS | None:
+def celestial_wcs(nddata: Any) -> WCS | None:
     """The 2D celestial astropy WCS of ``nddata``, or None when it has none."""
     wcs = getattr(nddata, "wcs", None)
     if wcs is None:
@@ -69,7 +69,7 @@ def _pixel_scale_arcsec(nddata: Any, wcs: WCS | None) -> float:
             "image has no celestial WCS and no meta['pixel_scale']; attach a WCS "
             "(NDData(data, wcs=WCS(header), ...)) or set meta={'pixel_scale': 0.03} (arcsec per pixel)"
         )
-    return _as_arcsec(scale, "meta['pixel_scale']")
+    return as_arcsec(scale, "meta['pixel_scale']")
 
 
 def _data_unit(nddata: Any) -> u.UnitBase:
@@ -134,14 +134,14 @@ def _variance_in_data_unit(
                     return (array * factor) ** 2
                 if power == 2:
                     return array * factor
-                return _safe_reciprocal(array * factor)
+                return safe_reciprocal(array * factor)
     raise TypeError(
         f"image uncertainty of type {type(uncertainty).__name__} is not supported; use "
         "StdDevUncertainty, VarianceUncertainty or InverseVariance"
     )
 
 
-def _safe_reciprocal(array: np.ndarray) -> np.ndarray:
+def safe_reciprocal(array: np.ndarray) -> np.ndarray:
     """1 / array with 0 -> inf and non-finite -> NaN, without warnings."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(np.isfinite(array), 1.0 / array, np.nan)
@@ -232,7 +232,7 @@ def image_to_njy(nddata: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, u.Qua
         raise ValueError(f"image data are empty (shape {data.shape})")
 
     unit = _data_unit(nddata)
-    wcs = _celestial_wcs(nddata)
+    wcs = celestial_wcs(nddata)
     scale_arcsec = _pixel_scale_arcsec(nddata, wcs)
     pixel_area_sr = float(((scale_arcsec * u.arcsec) ** 2).to_value(u.sr))
     factor = _njy_per_pixel_factor(unit, pixel_area_sr)
@@ -257,7 +257,7 @@ def image_to_njy(nddata: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, u.Qua
         variance = _variance_in_data_unit(uncertainty, unit, data.shape)
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             variance = variance * (factor * factor)
-        ivar = _safe_reciprocal(variance)
+        ivar = safe_reciprocal(variance)
     else:
         good = data[~mask]
         if good.size < 10:

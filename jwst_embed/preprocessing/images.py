@@ -52,7 +52,7 @@ from jwst_embed.bands import get_band
 # ImageGrid and DEFAULT_IMAGE_GRID live in image_grid (and in its __all__); they are
 # re-exported here because other modules import them from this one.
 from .image_grid import DEFAULT_IMAGE_GRID, ImageGrid
-from .image_units import _celestial_wcs, _safe_reciprocal, image_to_njy
+from .image_units import celestial_wcs, image_to_njy, safe_reciprocal
 
 __all__ = [
     "ImageArrays",
@@ -302,7 +302,7 @@ def preprocess_image(
     if not isinstance(grid, ImageGrid):
         raise TypeError(f"grid must be an ImageGrid, got {type(grid).__name__}")
     data, ivar, mask, scale = image_to_njy(nddata)
-    wcs = _celestial_wcs(nddata)
+    wcs = celestial_wcs(nddata)
     ny, nx = data.shape
     n_out = grid.n_pixels
 
@@ -338,7 +338,7 @@ def preprocess_image(
             jacobian = np.diag([ratio, ratio])
 
     matrix, squared, on_input = _resampling_matrices((ny, nx), origin, jacobian, n_out)
-    variance = _safe_reciprocal(ivar.ravel())
+    variance = safe_reciprocal(ivar.ravel())
     variance[mask.ravel()] = 0.0
     flux = matrix @ data.ravel()
     out_variance = squared @ variance
@@ -350,7 +350,7 @@ def preprocess_image(
 def _finalise(flux, variance, mask, shape, band_name, position) -> ImageArrays:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         flux32 = flux.astype(np.float32)
-        ivar32 = _safe_reciprocal(variance).astype(np.float32)
+        ivar32 = safe_reciprocal(variance).astype(np.float32)
     mask = mask | ~np.isfinite(flux32) | ~np.isfinite(ivar32) | ~(ivar32 > 0)
     if mask.all():
         if position is None:

@@ -41,7 +41,7 @@ import astropy.units as u
 import numpy as np
 import scipy.sparse
 
-from .spectral_grid import _WMAX_UM, _WMIN_UM, DEFAULT_SPECTRAL_GRID, SpectralGrid
+from .spectral_grid import DEFAULT_SPECTRAL_GRID, WMAX_UM, WMIN_UM, SpectralGrid
 
 __all__ = ["resampling_matrix", "resampling_coverage", "clear_resampling_cache", "resample_flux"]
 
@@ -54,7 +54,7 @@ def _edges_from_centres(centres: np.ndarray) -> np.ndarray:
     return (a + b) / 2
 
 
-def _validate_wavelength(wavelength_um: np.ndarray, name: str) -> None:
+def validate_wavelength(wavelength_um: np.ndarray, name: str) -> None:
     if wavelength_um.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {wavelength_um.shape}")
     if wavelength_um.size == 0:
@@ -73,10 +73,10 @@ def _validate_wavelength(wavelength_um: np.ndarray, name: str) -> None:
         )
     lo, hi = wavelength_um[0], wavelength_um[-1]
     # The relative tolerance forgives unit round trips (5.6 um -> m -> um).
-    if lo < _WMIN_UM * (1 - 1e-12) or hi > _WMAX_UM * (1 + 1e-12):
+    if lo < WMIN_UM * (1 - 1e-12) or hi > WMAX_UM * (1 + 1e-12):
         raise ValueError(
             f"{name} spans {lo:.4g}-{hi:.4g} um, outside the range the model accepts "
-            f"({_WMIN_UM}-{_WMAX_UM} um); trim the spectrum to that range"
+            f"({WMIN_UM}-{WMAX_UM} um); trim the spectrum to that range"
         )
 
 
@@ -93,7 +93,7 @@ def _wavelength_um(input_wavelength, name: str) -> np.ndarray:
             f"{name} has unit '{input_wavelength.unit}', which cannot be converted to a wavelength"
         ) from err
     wave = np.ascontiguousarray(wave, dtype=np.float64)
-    _validate_wavelength(wave, name)
+    validate_wavelength(wave, name)
     return wave
 
 
@@ -107,7 +107,7 @@ class _Resampler:
     covered: np.ndarray  # (n_pixels,) bool: pixels specutils computes
 
 
-def _build_resampler(wave_um: np.ndarray, grid: SpectralGrid) -> _Resampler:
+def build_resampler(wave_um: np.ndarray, grid: SpectralGrid) -> _Resampler:
     n_in = wave_um.size
     in_edges = _edges_from_centres(wave_um)
     out_edges = _edges_from_centres(grid._wavelength_um)
@@ -159,10 +159,10 @@ def _build_resampler(wave_um: np.ndarray, grid: SpectralGrid) -> _Resampler:
 
 @lru_cache(maxsize=64)
 def _cached_resampler(wave_bytes: bytes, grid: SpectralGrid) -> _Resampler:
-    return _build_resampler(np.frombuffer(wave_bytes, dtype=np.float64), grid)
+    return build_resampler(np.frombuffer(wave_bytes, dtype=np.float64), grid)
 
 
-def _resampler(wave_um: np.ndarray, grid: SpectralGrid, name: str) -> _Resampler:
+def cached_resampler(wave_um: np.ndarray, grid: SpectralGrid, name: str) -> _Resampler:
     if not isinstance(grid, SpectralGrid):
         raise TypeError(f"grid must be a SpectralGrid, got {type(grid).__name__}")
     operator = _cached_resampler(wave_um.tobytes(), grid)
@@ -217,7 +217,7 @@ def resampling_matrix(
     ((8, 50), True)
     """
     wave = _wavelength_um(input_wavelength, "input_wavelength")
-    return _resampler(wave, grid, "input_wavelength").weights
+    return cached_resampler(wave, grid, "input_wavelength").weights
 
 
 def resampling_coverage(
@@ -248,10 +248,10 @@ def resampling_coverage(
         also if ``grid`` is not a `SpectralGrid`.
     """
     wave = _wavelength_um(input_wavelength, "input_wavelength")
-    return _resampler(wave, grid, "input_wavelength").covered.copy()
+    return cached_resampler(wave, grid, "input_wavelength").covered.copy()
 
 
-def _resample_valid(
+def resample_valid(
     operator: _Resampler, flux: np.ndarray, ivar: np.ndarray, valid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resample (N, n_in) arrays whose invalid pixels are flagged in ``valid``; float64 out."""
@@ -347,8 +347,8 @@ def resample_flux(
         if mask2.shape != flux2.shape:
             raise ValueError(f"mask shape {np.shape(mask)} does not match flux shape {flux.shape}")
         valid &= ~mask2
-    operator = _resampler(wave, grid, "input_wavelength")
-    out = _resample_valid(operator, flux2, ivar2, valid)
+    operator = cached_resampler(wave, grid, "input_wavelength")
+    out = resample_valid(operator, flux2, ivar2, valid)
     return tuple(a[0] for a in out) if one_d else out
 
 

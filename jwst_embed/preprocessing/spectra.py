@@ -18,7 +18,7 @@ import numpy as np
 from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
 from tqdm.auto import tqdm
 
-from .resample import _resample_valid, _resampler, _validate_wavelength
+from .resample import cached_resampler, resample_valid, validate_wavelength
 from .spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
 
 __all__ = ["SpectrumArrays", "preprocess_spectra"]
@@ -116,7 +116,7 @@ def _spectral_axis_um(spectral_axis, name: str, cache: dict) -> tuple[np.ndarray
         reverse = wave.size >= 2 and bool(np.all(np.diff(wave) < 0))
         order = slice(None, None, -1) if reverse else slice(None)
         wave = np.ascontiguousarray(wave[order])
-        _validate_wavelength(wave, f"{name}.spectral_axis")
+        validate_wavelength(wave, f"{name}.spectral_axis")
         cache[key] = (wave, order)
     return cache[key]
 
@@ -285,9 +285,9 @@ def preprocess_spectra(
     ivar_out = np.zeros((n_rows, grid.n_pixels), dtype=np.float32)
     mask_out = np.ones((n_rows, grid.n_pixels), dtype=bool)
     for wave, members in groups.values():
-        operator = _resampler(wave, grid, members[0][4] + ".spectral_axis")
+        operator = cached_resampler(wave, grid, members[0][4] + ".spectral_axis")
         offsets = np.concatenate([np.arange(m[0], m[0] + m[1].shape[0]) for m in members])
-        flux64, ivar64, mask = _resample_valid(
+        flux64, ivar64, mask = resample_valid(
             operator,
             np.concatenate([m[1] for m in members]),
             np.concatenate([m[2] for m in members]),

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 MODEL_WAVELENGTH_MIN = 0.5 * u.um
 MODEL_WAVELENGTH_MAX = 5.6 * u.um
 
-_WMIN_UM = MODEL_WAVELENGTH_MIN.to_value(u.um)
-_WMAX_UM = MODEL_WAVELENGTH_MAX.to_value(u.um)
+WMIN_UM = MODEL_WAVELENGTH_MIN.to_value(u.um)
+WMAX_UM = MODEL_WAVELENGTH_MAX.to_value(u.um)
 
 
 def _scalar_um(value, name: str) -> float:
@@ -77,9 +77,9 @@ class SpectralGrid:
             raise ValueError(
                 f"wavelength_min ({wmin} um) must be smaller than wavelength_max ({wmax} um)"
             )
-        if wmin < _WMIN_UM or wmax > _WMAX_UM:
+        if wmin < WMIN_UM or wmax > WMAX_UM:
             raise ValueError(
-                f"grid {wmin}-{wmax} um must lie within the model's range {_WMIN_UM}-{_WMAX_UM} um"
+                f"grid {wmin}-{wmax} um must lie within the model's range {WMIN_UM}-{WMAX_UM} um"
             )
         object.__setattr__(self, "wavelength_min", wmin * u.um)
         object.__setattr__(self, "wavelength_max", wmax * u.um)

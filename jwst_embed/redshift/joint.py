@@ -335,7 +335,7 @@ def joint_redshift(
     scan_step = max(1, int(round(scan_spacing / np.median(np.diff(x)))))
     density = network_density_on_grid(network_pdf, network_log1pz_edges, z_grid)
     n = density.shape[0]
-    flux, weight, n_pixels = fitter._prepare(flux_njy, ivar, mask)
+    flux, weight, n_pixels = fitter.weighted_arrays(flux_njy, ivar, mask)
     if flux.shape[0] != n:
         raise ValueError(f"{n} network PDFs but {flux.shape[0]} spectra")
     n_pixels = n_pixels.numpy()

@@ -470,7 +470,7 @@ class TemplateFitter:
         from astropy.table import MaskedColumn, Table
         from tqdm.auto import tqdm
 
-        flux, weight, n_pixels = self._prepare(flux_njy, ivar, mask)
+        flux, weight, n_pixels = self.weighted_arrays(flux_njy, ivar, mask)
         n_obj, n_z = flux.shape[0], self.z_grid.size
         chi2 = torch.empty(n_obj, n_z, dtype=torch.float64)
         starts = range(0, n_obj, self.chunk_size)
@@ -495,8 +495,26 @@ class TemplateFitter:
         table.meta["templates"] = list(self.template_names)
         return table
 
-    def _prepare(self, flux_njy, ivar, mask):
-        """Validated float64 flux and weight (0 on bad pixels) and the good pixels per object."""
+    def weighted_arrays(self, flux_njy, ivar, mask):
+        """Validated float64 flux and weight (0 on bad pixels) and the good pixels per object.
+
+        Parameters
+        ----------
+        flux_njy, ivar, mask
+            As for `fit`.
+
+        Returns
+        -------
+        flux, weight : `torch.Tensor`
+            (N, L) float64; both 0 where a pixel is masked, not finite or has ``ivar <= 0``.
+        n_pixels : `torch.Tensor`
+            (N,) usable pixels per spectrum.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not fit the grid.
+        """
         flux, ivar_t, mask_t = self._validate(flux_njy, ivar, mask)
         good = ~mask_t & torch.isfinite(flux) & torch.isfinite(ivar_t) & (ivar_t > 0)
         weight = torch.where(good, ivar_t, torch.zeros_like(ivar_t))
@@ -527,7 +545,7 @@ class TemplateFitter:
         --------
         >>> chi2 = fitter.chi2_at(flux_njy, ivar, mask, evaluate)  # doctest: +SKIP
         """
-        flux, weight, _ = self._prepare(flux_njy, ivar, mask)
+        flux, weight, _ = self.weighted_arrays(flux_njy, ivar, mask)
         evaluate = torch.as_tensor(np.asarray(evaluate, dtype=bool))
         if tuple(evaluate.shape) != (flux.shape[0], self.z_grid.size):
             raise ValueError(

@@ -42,7 +42,7 @@ import math
 import numpy as np
 import torch
 
-from jwst_embed.preprocessing.resample import _build_resampler
+from jwst_embed.preprocessing.resample import build_resampler
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
 from jwst_embed.simulation.prism_resolution import resolving_power
 
@@ -168,7 +168,7 @@ class NativePixelNoise:
         edges = native_pixel_edges()
         centres = np.sqrt(edges[1:] * edges[:-1])
         # The package's own resampler, built on the native pixel centres as for a real file.
-        operator = _build_resampler(centres, spectral_grid)
+        operator = build_resampler(centres, spectral_grid)
 
         def dense(matrix) -> torch.Tensor:
             return torch.as_tensor(matrix.toarray().T, dtype=torch.float32, device=self.device)

@@ -32,7 +32,7 @@ import torch
 __all__ = ["DataSource", "IndexedSource", "SurveySource", "FileSource", "SyntheticSource"]
 
 
-def _seed_from(*parts: Any) -> int:
+def seed_from(*parts: Any) -> int:
     digest = hashlib.sha256(":".join(str(p) for p in ("jwst_embed", *parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
@@ -90,7 +90,7 @@ class SurveySource(IndexedSource):
         return self.survey.to_batch(self.survey.sample(size or self.batch_size, generator=generator))
 
     def validation_batches(self, n_objects: int) -> list:
-        seed = _seed_from("validation", self.seed) % (2**31)
+        seed = seed_from("validation", self.seed) % (2**31)
         sizes = _chunk_sizes(n_objects, self.batch_size)
         return [self.batch(k, size, seed=seed) for k, size in enumerate(sizes)]
 
@@ -136,12 +136,12 @@ class FileSource(IndexedSource):
         epoch, position = divmod(int(index), self.batches_per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(self.n_train) + self.holdout
         chunk = order[position * self.batch_size : (position + 1) * self.batch_size]
-        return _to_device(self.catalogue.read(chunk), self.device)
+        return to_device(self.catalogue.read(chunk), self.device)
 
     def validation_batches(self, n_objects: int) -> list:
         n = min(n_objects, self.holdout)
         return [
-            _to_device(self.catalogue.read(slice(start, start + size)), self.device)
+            to_device(self.catalogue.read(slice(start, start + size)), self.device)
             for start, size in zip(range(0, n, self.batch_size), _chunk_sizes(n, self.batch_size), strict=False)
         ]
 
@@ -195,7 +195,7 @@ class SyntheticSource(IndexedSource):
         from ..preprocessing.batch import Batch, ModalityTensors, modality_order
 
         n = size or self.batch_size
-        g = torch.Generator().manual_seed(_seed_from("synthetic", self.seed if seed is None else seed, index))
+        g = torch.Generator().manual_seed(seed_from("synthetic", self.seed if seed is None else seed, index))
         redshift = torch.expm1(torch.empty(n).uniform_(math.log1p(0.2), math.log1p(10.0), generator=g))
         log_mass = torch.empty(n).uniform_(8.0, 11.5, generator=g)
         morphology = torch.randint(0, 6, (n,), generator=g)
@@ -248,10 +248,10 @@ class SyntheticSource(IndexedSource):
                 "spectrum_noiseless": noiseless_spectrum,
             },
         )
-        return _to_device(batch, self.device)
+        return to_device(batch, self.device)
 
     def validation_batches(self, n_objects: int) -> list:
-        seed = _seed_from("validation", self.seed)
+        seed = seed_from("validation", self.seed)
         return [self.batch(k, size, seed=seed) for k, size in enumerate(_chunk_sizes(n_objects, self.batch_size))]
 
 
@@ -259,7 +259,7 @@ def _chunk_sizes(n: int, batch_size: int) -> list[int]:
     return [min(batch_size, n - start) for start in range(0, n, batch_size)]
 
 
-def _to_device(batch, device: torch.device):
+def to_device(batch, device: torch.device):
     if device.type == "cpu" and getattr(batch.present, "device", device) == device:
         return batch
     return batch.to(device)

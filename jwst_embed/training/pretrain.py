@@ -58,8 +58,8 @@ from .data import (
     IndexedSource,
     SurveySource,
     SyntheticSource,
-    _seed_from,
-    _to_device,
+    seed_from,
+    to_device,
 )
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .optim import cosine_with_warmup, parameter_groups
@@ -406,7 +406,7 @@ class Trainer:
 
     def _step_generator(self, step: int) -> torch.Generator:
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(_seed_from("masks", self.config.seed, step, self.context.rank))
+        generator.manual_seed(seed_from("masks", self.config.seed, step, self.context.rank))
         return generator
 
     def _initialise_from(self, path: str) -> None:
@@ -549,7 +549,7 @@ class Trainer:
         out_of_time = False
         try:
             while self.step < end:
-                batch = _to_device(next(stream), self.device)
+                batch = to_device(next(stream), self.device)
                 record = self._train_step(batch)
                 self.step += 1
                 record["step"] = self.step
@@ -623,7 +623,7 @@ class Trainer:
         if self._validation_set is None:
             n = self.config.n_validation
             make = getattr(self.source, "validation_batches", None)
-            self._validation_set = [_to_device(b, self.device) for b in make(n)] if (make and n) else []
+            self._validation_set = [to_device(b, self.device) for b in make(n)] if (make and n) else []
         return self._validation_set
 
     def validate(self) -> dict[str, float]:

@@ -29,7 +29,7 @@ def run_demo(embedder, n_objects: int = 8, seed: int = DEMO_SEED, output: str | 
     n_objects : int
         Mock galaxies to simulate.
     seed : int
-        Mock-survey seed (default `DEMO_SEED`, held out from training).
+        Mock-survey seed (default ``DEMO_SEED``, held out from training).
     output : str or None
         Figure file (predicted vs true redshift, and spectra reconstructed from
         F150W alone); None writes no figure.

@@ -193,8 +193,8 @@ class MultimodalEmbedder:
         Parameters
         ----------
         name_or_path : str or path-like
-            A registered model name (see `jwst_embed.weights.REGISTRY`) or a path to a
-            model file written by `~jwst_embed.training.checkpoint.save_model` (or a
+            A registered model name (see ``jwst_embed.weights.REGISTRY``) or a path to a
+            model file written by ``jwst_embed.training.checkpoint.save_model`` (or a
             training checkpoint). The file is resolved and hash-checked by
             `~jwst_embed.weights.fetch_weights` and loaded with ``weights_only=True``.
         device : str or `torch.device`
@@ -328,37 +328,37 @@ class MultimodalEmbedder:
     def predict_redshift(
         self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs
     ):
-        """Table of z, z_lo, z_hi, p(z), method and flags; see `jwst_embed.predictions.predict_redshift`.
+        """Table of z, z_lo, z_hi, p(z), method and flags; see `jwst_embed.predict_redshift`.
 
         ``method`` is ``"auto"``, ``"network"``, ``"template"`` or ``"joint"``; ``kwargs`` go to
-        `jwst_embed.predictions.predict_redshift` (``floor``, ``fitter``).
+        `jwst_embed.predict_redshift` (``floor``, ``fitter``).
         """
         return prediction_tables.redshift_table(
             self, images, spectra, batch_size=batch_size, progress=progress, method=method, **kwargs
         )
 
     def predict_stellar_mass(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
-        """Table of log_mass, log_mass_err; see `jwst_embed.predictions.predict_stellar_mass`."""
+        """Table of log_mass, log_mass_err; see `jwst_embed.predict_stellar_mass`."""
         return prediction_tables.stellar_mass_table(self, images, spectra, batch_size=batch_size, progress=progress)
 
     def classify_morphology(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
-        """Table of morphology and p_<class>; see `jwst_embed.predictions.classify_morphology`."""
+        """Table of morphology and p_<class>; see `jwst_embed.classify_morphology`."""
         return prediction_tables.morphology_table(self, images, spectra, batch_size=batch_size, progress=progress)
 
     def reconstruct_spectrum(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
-        """PRISM spectra (nJy) decoded from the embedding; see `jwst_embed.predictions.reconstruct_spectrum`."""
+        """PRISM spectra (nJy) decoded from the embedding; see `jwst_embed.reconstruct_spectrum`."""
         return prediction_tables.reconstructed_spectra(self, images, spectra, batch_size=batch_size, progress=progress)
 
     def predict(
         self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs
     ):
-        """Table of z, z_lo, z_hi, log_mass, log_mass_err, morphology; see `jwst_embed.predictions.predict`."""
+        """Table of z, z_lo, z_hi, log_mass, log_mass_err, morphology; see `jwst_embed.predict`."""
         return prediction_tables.prediction_table(
             self, images, spectra, batch_size=batch_size, progress=progress, method=method, **kwargs
         )
 
     def fine_tune(self, images=None, spectra=None, labels=None, **kwargs) -> MultimodalEmbedder:
-        """A fine-tuned copy of this embedder; see `jwst_embed.tuning.fine_tune` for the options.
+        """A fine-tuned copy of this embedder; see `~jwst_embed.fine_tune` for the options.
 
         Parameters
         ----------
@@ -368,7 +368,7 @@ class MultimodalEmbedder:
             One label per object (NaN or None = unknown).
         **kwargs
             ``task``, ``freeze_backbone``, ``epochs``, ``lr``, ... of
-            `~jwst_embed.tuning.fine_tune`.
+            `~jwst_embed.fine_tune`.
 
         Returns
         -------

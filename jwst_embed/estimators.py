@@ -3,7 +3,7 @@
 `EmbeddingRegressor` and `EmbeddingClassifier` (standardised ridge / logistic regression by
 default, or any scikit-learn estimator) take fused embeddings, an `~jwst_embed.EmbeddingResult`,
 or a dict of images and spectra that their embedder embeds. Kept apart from
-`jwst_embed.fine_tuning` so that ``import jwst_embed`` does not import scikit-learn.
+``jwst_embed.fine_tuning`` so that ``import jwst_embed`` does not import scikit-learn.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class EmbeddingClassifier(ClassifierMixin, _EmbeddingEstimator):
         Parameters
         ----------
         X : array-like ``(N, D)``, `~jwst_embed.EmbeddingResult` or dict
-            As for `predict`.
+            As for ``predict``.
 
         Returns
         -------

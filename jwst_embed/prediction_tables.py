@@ -46,7 +46,7 @@ def morphology_column_names(classes: Sequence[str] = MORPHOLOGY_CLASSES) -> list
     Parameters
     ----------
     classes : sequence of str
-        Class names, by default `~jwst_embed.models.heads.MORPHOLOGY_CLASSES`.
+        Class names, by default ``jwst_embed.models.heads.MORPHOLOGY_CLASSES``.
 
     Returns
     -------

@@ -1,15 +1,15 @@
 """Predictions astronomers ask for: redshift with its PDF, stellar mass, morphology, spectra.
 
-Each function takes the same inputs as `MultimodalEmbedder.embed` (any subset of
+Each function takes the same inputs as `~jwst_embed.MultimodalEmbedder.embed` (any subset of
 NIRCam cutouts and NIRSpec spectra of N objects) and returns an astropy
 `~astropy.table.Table` with one row per object (or a `~specutils.Spectrum` for
-`reconstruct_spectrum`). They read the prediction heads of the model
+`~jwst_embed.reconstruct_spectrum`). They read the prediction heads of the model
 (``model.heads``: redshift PDF, stellar mass with uncertainty, morphology class
 probabilities) and its spectrum decoder, all on the fused embedding, in one
 model pass per chunk of ``batch_size`` objects.
 
 ``embedder=None`` uses the registered ``"default"`` model, loaded once and kept
-for later calls; pass a `MultimodalEmbedder` (or a model name or path) to use
+for later calls; pass a `~jwst_embed.MultimodalEmbedder` (or a model name or path) to use
 another one.
 """
 
@@ -74,10 +74,10 @@ def predict_redshift(
     Parameters
     ----------
     images : dict of str to NDData or list of (NDData or None), optional
-        NIRCam cutouts keyed by band, as for `MultimodalEmbedder.embed`.
+        NIRCam cutouts keyed by band, as for `~jwst_embed.MultimodalEmbedder.embed`.
     spectra : Spectrum or list of (Spectrum or None), optional
-        NIRSpec spectra, as for `MultimodalEmbedder.embed`.
-    embedder : `MultimodalEmbedder`, str or path-like, optional
+        NIRSpec spectra, as for `~jwst_embed.MultimodalEmbedder.embed`.
+    embedder : `~jwst_embed.MultimodalEmbedder`, str or path-like, optional
         The model; None uses the registered ``"default"`` model (loaded once).
     batch_size : int
         Objects per model pass.
@@ -97,7 +97,7 @@ def predict_redshift(
     floor : float
         Lowest network prior relative to its peak in ``"joint"`` / ``"auto"``.
     fitter : `~jwst_embed.redshift.TemplateFitter`, optional
-        Template set and redshift grid for the template methods (default: `default_fitter`).
+        Template set and redshift grid for the template methods (default: `~jwst_embed.predictions.default_fitter`).
 
     Returns
     -------
@@ -120,7 +120,7 @@ def predict_redshift(
     Raises
     ------
     ValueError
-        Bad inputs (as for `MultimodalEmbedder.embed`), an unknown method, ``"template"`` or
+        Bad inputs (as for `~jwst_embed.MultimodalEmbedder.embed`), an unknown method, ``"template"`` or
         ``"joint"`` for objects without a usable spectrum, or a model without prediction heads.
     ImportError
         ``"template"`` or ``"joint"`` without the stellar-population library.
@@ -221,8 +221,8 @@ def classify_morphology(
     -------
     table : `~astropy.table.Table`
         ``morphology`` (the most probable class name, one of
-        `~jwst_embed.models.heads.MORPHOLOGY_CLASSES`) and one probability column per
-        class named by `morphology_column_names` (``p_spheroid``, ``p_disk``,
+        ``jwst_embed.models.heads.MORPHOLOGY_CLASSES``) and one probability column per
+        class named by `~jwst_embed.predictions.morphology_column_names` (``p_spheroid``, ``p_disk``,
         ``p_bulge_disk``, ``p_clumpy_irregular``, ``p_merger``, ``p_point_source``).
 
     Raises
@@ -276,7 +276,7 @@ def reconstruct_spectrum(
     Raises
     ------
     ValueError
-        Bad inputs (as for `MultimodalEmbedder.embed`).
+        Bad inputs (as for `~jwst_embed.MultimodalEmbedder.embed`).
 
     Examples
     --------

@@ -241,7 +241,7 @@ def fetch_weights(name_or_path: str | os.PathLike = "default", progress: bool = 
     Parameters
     ----------
     name_or_path : str or path-like
-        A registered model name (see `REGISTRY`; always resolved through the registry, even if a
+        A registered model name (see ``REGISTRY``; always resolved through the registry, even if a
         file of that name exists in the working directory) or a path to a local file (a
         `~pathlib.Path`, or a string with a folder separator or a file suffix, e.g.
         ``"my_model.pt"`` or ``"./default"``).

@@ -1,6 +1,6 @@
 """Classical baselines for the benchmark: template-fit redshifts and kNN on preprocessed pixels.
 
-`TemplateFitter` (from `jwst_embed.redshift`, re-exported here) fits NIRSpec PRISM spectra with
+``TemplateFitter`` (from `jwst_embed.redshift`, re-exported here) fits NIRSpec PRISM spectra with
 non-negative sums of rest-frame templates over a redshift grid (the EAZY / msaexp approach);
 `PixelKNN` is k-nearest-neighbour regression or classification on the model's stretched input
 pixels.

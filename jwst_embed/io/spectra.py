@@ -46,7 +46,7 @@ def identify_spectrum_format(path: str | os.PathLike) -> str:
     Returns
     -------
     format : str
-        One of the keys of `SPECTRUM_FORMATS`: ``"jades-hlsp"``,
+        One of the keys of ``SPECTRUM_FORMATS``: ``"jades-hlsp"``,
         ``"msaexp"``, ``"jades-1d"`` or ``"jwst-x1d"``.
 
     Raises
@@ -84,7 +84,7 @@ def read_spectrum(path: str | os.PathLike, format: str | None = None, **kwargs) 
     path : str or os.PathLike
         The FITS file.
     format : str, optional
-        Skip detection and use this format (a key of `SPECTRUM_FORMATS`).
+        Skip detection and use this format (a key of ``SPECTRUM_FORMATS``).
     **kwargs
         Passed to the format's reader, e.g. ``extraction="EXTRACT3PIX1D"``
         for JADES HLSP files (`~jwst_embed.io.read_jades_hlsp`) or

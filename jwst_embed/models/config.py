@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["ModelConfig", "PRESETS", "HEAD_KINDS"]
 
-#: Kinds of ``ModelConfig.custom_heads`` specs and the head class (`jwst_embed.models.heads`) each builds.
+#: Kinds of ``ModelConfig.custom_heads`` specs and the head class (``jwst_embed.models.heads``) each builds.
 HEAD_KINDS: dict[str, str] = {
     "mlp": "MLPHead",
     "redshift": "RedshiftHead",
@@ -85,14 +85,14 @@ class ModelConfig:
         during training (never all of an object's modalities).
     prediction_heads : bool
         Build the redshift, stellar-mass and morphology heads
-        (`~jwst_embed.models.heads`) on the fused embedding as part of the model,
+        (``jwst_embed.models.heads``) on the fused embedding as part of the model,
         so that they are trained with it (on the mock survey's labels) and saved
         and loaded with it.
     custom_heads : dict of str to dict
         Extra heads on the fused embedding, added to ``model.heads`` (replacing a
         built-in head of the same name), e.g. from fine-tuning on the user's
         labels (`jwst_embed.tuning`). Each maps a head name to a spec
-        ``{"kind": kind, **arguments}``, ``kind`` one of `HEAD_KINDS`
+        ``{"kind": kind, **arguments}``, ``kind`` one of ``HEAD_KINDS``
         (``"mlp"``, ``"redshift"``, ``"log_mass"``, ``"morphology"``) and the
         arguments those of the matching head class after ``in_dim``, e.g.
         ``{"kind": "mlp", "out_dim": 1, "hidden": 64, "depth": 1}``.

@@ -226,7 +226,7 @@ class MassHead(nn.Module):
 
 
 class MorphologyHead(nn.Module):
-    """Morphology class probabilities (`MORPHOLOGY_CLASSES`), cross-entropy loss.
+    """Morphology class probabilities (``MORPHOLOGY_CLASSES``), cross-entropy loss.
 
     Examples
     --------

@@ -39,7 +39,7 @@ def build_head(spec: dict, in_dim: int) -> nn.Module:
     ----------
     spec : dict
         ``{"kind": kind, **arguments}``; ``kind`` is a key of
-        `~jwst_embed.models.config.HEAD_KINDS`, the arguments those of the head
+        ``jwst_embed.models.config.HEAD_KINDS``, the arguments those of the head
         class after ``in_dim``.
     in_dim : int
         Width of the embedding the head reads (``latent_dim``).

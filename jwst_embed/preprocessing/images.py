@@ -266,7 +266,7 @@ def preprocess_image(
     nddata : `~astropy.nddata.NDData`
         The image; see `image_to_njy` for units, uncertainty and mask.
     band : str, optional
-        NIRCam band; validated with `~jwst_embed.bands.get_band`. When None, it
+        NIRCam band; validated with ``jwst_embed.bands.get_band``. When None, it
         is taken from ``meta['band']``, ``meta['FILTER']`` or a band-like
         ``meta['EXTNAME']``, else left None.
     grid : `ImageGrid`

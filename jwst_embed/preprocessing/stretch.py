@@ -82,7 +82,7 @@ def asinh_stretch(flux_njy: Any, softening: Any) -> Any:
     flux_njy : array, tensor, float or `~astropy.units.Quantity`
         Flux in nJy (per pixel for images); a Quantity is converted to nJy.
     softening : float or `~astropy.units.Quantity`
-        Positive softening in nJy, e.g. `IMAGE_SOFTENING_NJY`.
+        Positive softening in nJy, e.g. ``IMAGE_SOFTENING_NJY``.
 
     Returns
     -------
@@ -218,7 +218,7 @@ def input_weight(ivar: Any, mask: Any, softening: Any) -> Any:
     mask : array or tensor of bool
         True = bad, same shape as ``ivar``; masked pixels get weight 0.
     softening : float or `~astropy.units.Quantity`
-        Positive softening in nJy, e.g. `IMAGE_SOFTENING_NJY`.
+        Positive softening in nJy, e.g. ``IMAGE_SOFTENING_NJY``.
 
     Returns
     -------
@@ -266,7 +266,7 @@ def model_inputs(values: Any, ivar: Any, mask: Any, softening: Any) -> tuple[Any
     mask : array or tensor of bool
         True = bad, same shape.
     softening : float
-        `IMAGE_SOFTENING_NJY` for images, `SPECTRUM_SOFTENING_NJY` for spectra.
+        ``IMAGE_SOFTENING_NJY`` for images, ``SPECTRUM_SOFTENING_NJY`` for spectra.
 
     Returns
     -------

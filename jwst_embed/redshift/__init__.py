@@ -2,7 +2,7 @@
 
 `TemplateFitter` fits NIRSpec PRISM spectra with non-negative sums of rest-frame templates
 (`DEFAULT_TEMPLATES`: galaxies, AGN continua, broad and narrow lines, dense-gas Balmer breaks,
-damped Lyman-alpha) over redshifts 0-20; `joint_redshift` multiplies a network's p(z) by that
+damped Lyman-alpha) over redshifts 0-20; ``joint_redshift`` multiplies a network's p(z) by that
 spectral likelihood, with a floor so that a wrong network cannot veto the data.
 """
 

@@ -298,7 +298,7 @@ def joint_redshift(
     network_log1pz_edges : array-like
         (n_bins + 1,) its bin edges in ln(1 + z).
     flux_njy, ivar, mask : array-like
-        (N, L) spectra on the fitter's model grid, as for `TemplateFitter.fit`.
+        (N, L) spectra on the fitter's model grid, as for ``TemplateFitter.fit``.
     fitter : `~jwst_embed.redshift.TemplateFitter`
         The template set and trial redshifts.
     floor : float, optional

@@ -100,7 +100,7 @@ class TemplateFitter:
     sharpening : float, optional
         PRISM resolving-power factor (1 = JDox nominal, as the mock survey).
     library : `~jwst_embed.simulation.sps.StellarPopulationLibrary`, optional
-        Loaded library; default `~jwst_embed.simulation.sps.load_library`.
+        Loaded library; default ``jwst_embed.simulation.sps.load_library``.
     rescale_chi2 : bool, optional
         Divide chi2 by ``max(1, chi2_min / dof)`` before forming p(z), so that a template
         mismatch widens the interval instead of giving a spuriously sharp p(z).
@@ -529,7 +529,7 @@ class TemplateFitter:
         flux_njy, ivar, mask
             As for `fit`.
         evaluate : array-like of bool
-            (N, n_z): True where chi2 is wanted (indices into `z_grid`).
+            (N, n_z): True where chi2 is wanted (indices into ``z_grid``).
 
         Returns
         -------

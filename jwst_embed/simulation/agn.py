@@ -75,7 +75,7 @@ def sample_agn_parameters(redshift: torch.Tensor, generator: torch.Generator, fr
     Returns
     -------
     params : dict of (B,) float32 tensors
-        `AGN_PARAMETER_NAMES`; ``agn_fraction`` is 0 for objects without a nucleus.
+        ``AGN_PARAMETER_NAMES``; ``agn_fraction`` is 0 for objects without a nucleus.
 
     Examples
     --------
@@ -107,7 +107,7 @@ def agn_rest_frame(params: dict[str, torch.Tensor], library, galaxy_l_nu: torch.
     Parameters
     ----------
     params : dict of (B,) tensors
-        `AGN_PARAMETER_NAMES`.
+        ``AGN_PARAMETER_NAMES``.
     library : `~jwst_embed.simulation.sps.StellarPopulationLibrary`
         Its rest wavelength grid and Calzetti curve.
     galaxy_l_nu : `torch.Tensor`

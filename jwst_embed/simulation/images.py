@@ -160,7 +160,7 @@ class ImageRenderer:
         light from outside the stamp does not wrap around onto it; 2 is enough unless
         galaxies are several times larger than the stamp.
     psfs : sequence of `~jwst_embed.simulation.psf.AiryPSF`, optional
-        One PSF per band (default: `~jwst_embed.simulation.psf.jwst_psf` of each band).
+        One PSF per band (default: ``jwst_embed.simulation.psf.jwst_psf`` of each band).
     bulge_color_slope, clump_color_slope : float
         Colour gradients: the bulge's share of the light scales as
         ``(pivot_wavelength / 2 um) ** bulge_color_slope`` relative to the disk (redder for a
@@ -482,8 +482,8 @@ class ImageRenderer:
         Parameters
         ----------
         structure : dict of str to `torch.Tensor`
-            (B,) tensors, see `STRUCTURE_KEYS` (as made by
-            `~jwst_embed.simulation.morphology.sample_structure`). Keys the renderer does
+            (B,) tensors, see ``STRUCTURE_KEYS`` (as made by
+            ``jwst_embed.simulation.morphology.sample_structure``). Keys the renderer does
             not know (``morphology``, labels) are ignored, except that ``morphology == 5``
             (point source) implies ``point_fraction = 1`` when ``point_fraction`` is absent.
         band_flux : `torch.Tensor`

@@ -1,6 +1,6 @@
 """Morphology priors of the mock survey: class mix by redshift, structural parameters by class.
 
-`morphology_fractions` gives the probability of each class in `MORPHOLOGY_CLASSES` as a
+`morphology_fractions` gives the probability of each class in ``MORPHOLOGY_CLASSES`` as a
 function of redshift and star-formation activity; `sample_structure` draws the structural
 parameters that `~jwst_embed.simulation.images.ImageRenderer` renders, given the class,
 stellar mass and redshift.
@@ -92,7 +92,7 @@ def morphology_fractions(redshift: torch.Tensor, star_forming: torch.Tensor) -> 
     Returns
     -------
     `torch.Tensor`
-        (B, 6) float32 probabilities over `MORPHOLOGY_CLASSES`, rows summing to 1.
+        (B, 6) float32 probabilities over ``MORPHOLOGY_CLASSES``, rows summing to 1.
 
     Raises
     ------
@@ -201,7 +201,7 @@ def sample_structure(
 ) -> dict[str, torch.Tensor]:
     """Draw structural parameters for objects of given class, mass and redshift.
 
-    Per class (indices of `MORPHOLOGY_CLASSES`):
+    Per class (indices of ``MORPHOLOGY_CLASSES``):
 
     * 0 spheroid: one Sersic, n ~ U(3, 6), early-type size, q ~ U(0.5, 1).
     * 1 disk: one Sersic, n ~ U(0.7, 1.5), late-type size, q of a thick disk
@@ -231,7 +231,7 @@ def sample_structure(
     Returns
     -------
     dict of str to `torch.Tensor`
-        The keys of `~jwst_embed.simulation.images.STRUCTURE_KEYS` plus ``morphology``,
+        The keys of ``jwst_embed.simulation.images.STRUCTURE_KEYS`` plus ``morphology``,
         (B,) tensors on the device of ``morphology`` (float32; ``morphology`` and
         ``n_clumps`` long). Every value is valid even where the component is unused.
 

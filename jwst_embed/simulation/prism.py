@@ -110,7 +110,7 @@ def line_spread_matrix(
     ----------
     input_edges_um : `numpy.ndarray`
         (L_in + 1,) increasing edges of the fine grid, um.
-    grid : `~jwst_embed.preprocessing.spectra.SpectralGrid`, optional
+    grid : ``jwst_embed.preprocessing.spectra.SpectralGrid``, optional
         Output grid.
     sharpening : float, optional
         Resolving-power factor for compact sources.
@@ -226,7 +226,7 @@ class PrismInstrument:
     ----------
     input_edges_um : array-like
         (L_in + 1,) edges of the fine observed grid of the SEDs, um.
-    spectral_grid : `~jwst_embed.preprocessing.spectra.SpectralGrid`, optional
+    spectral_grid : ``jwst_embed.preprocessing.spectra.SpectralGrid``, optional
         Model grid of the output spectra.
     sharpening : float, optional
         Resolving-power factor for compact sources (1 = JDox nominal; ~1.3 for
@@ -424,8 +424,8 @@ class SpectrumSimulator:
     Parameters
     ----------
     library : `~jwst_embed.simulation.sps.StellarPopulationLibrary`
-        From `~jwst_embed.simulation.sps.load_library`.
-    spectral_grid : `~jwst_embed.preprocessing.spectra.SpectralGrid`, optional
+        From ``jwst_embed.simulation.sps.load_library``.
+    spectral_grid : ``jwst_embed.preprocessing.spectra.SpectralGrid``, optional
         Model grid of the spectra.
     bands : sequence of str, optional
         NIRCam bands of ``"band_flux"``.
@@ -504,7 +504,7 @@ class SpectrumSimulator:
         Parameters
         ----------
         params : dict of (B,) tensors
-            SED parameters, keys `~jwst_embed.simulation.sed.SED_PARAMETER_NAMES`.
+            SED parameters, keys ``jwst_embed.simulation.sed.SED_PARAMETER_NAMES``.
         exposure_s : `torch.Tensor`
             (B,) PRISM exposure times in s.
         slit_throughput : `torch.Tensor`
@@ -518,7 +518,7 @@ class SpectrumSimulator:
             (B,) 0 (extended) to 1 (point source): sharper lines for compact sources
             (see `PrismInstrument.observe`).
         agn : dict of (B,) tensors, optional
-            Active nuclei (`~jwst_embed.simulation.agn.sample_agn_parameters`).
+            Active nuclei (``jwst_embed.simulation.agn.sample_agn_parameters``).
 
         Returns
         -------

@@ -1,12 +1,12 @@
 """NIRCam point-spread functions for the mock survey: obscured Airy patterns scaled to the flight FWHM.
 
 The PSF of each band is the Airy pattern of a circular aperture with a linear
-central obscuration of `PSF_OBSCURATION` (0.11, JWST's secondary mirror and
+central obscuration of ``PSF_OBSCURATION`` (0.11, JWST's secondary mirror and
 its supports expressed as an equivalent circular obscuration). JWST's
 diffraction limit (lambda / 6.5 m) gives FWHMs that are too small at short
 wavelengths, where wavefront errors, jitter and charge diffusion broaden the
 core, so ``lambda / D`` is not taken from the telescope but *scaled so that the
-FWHM equals the measured flight value* (`FLIGHT_PSF_FWHM`: 0.055" at F150W,
+FWHM equals the measured flight value* (``FLIGHT_PSF_FWHM``: 0.055" at F150W,
 0.094" at F277W, 0.147" at F444W, the values quoted in DESIGN.md; an obscured
 Airy pattern is within ~4% of the flight PSF's FWHM). For other bands the
 ratio FWHM / pivot wavelength is interpolated linearly in wavelength between
@@ -67,7 +67,7 @@ FLIGHT_PSF_FWHM: dict[str, u.Quantity] = {
 def psf_fwhm(band: str | Band) -> u.Quantity:
     """FWHM of the mock PSF of a NIRCam band.
 
-    The flight values of `FLIGHT_PSF_FWHM` for F150W, F277W and F444W; for other
+    The flight values of ``FLIGHT_PSF_FWHM`` for F150W, F277W and F444W; for other
     bands FWHM / pivot wavelength is interpolated linearly in pivot wavelength
     between them (constant beyond the ends).
 
@@ -225,7 +225,7 @@ def jwst_psf(band: str | Band, fwhm: u.Quantity | None = None, obscuration: floa
     fwhm : `~astropy.units.Quantity`, optional
         Override the FWHM (default `psf_fwhm`).
     obscuration : float
-        Linear central obscuration (default `PSF_OBSCURATION`).
+        Linear central obscuration (default ``PSF_OBSCURATION``).
 
     Returns
     -------
@@ -269,7 +269,7 @@ def pixel_noise_njy(
 
         5 = F_5 EE / (sigma sqrt(N))   =>   sigma = F_5 EE / (5 sqrt(N))
 
-    ``EE`` is that of the band's mock PSF (`~jwst_embed.simulation.psf.jwst_psf`). Noise
+    ``EE`` is that of the band's mock PSF (``jwst_embed.simulation.psf.jwst_psf``). Noise
     correlations from drizzling are ignored (this is the white-noise equivalent).
 
     Parameters

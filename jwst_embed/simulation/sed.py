@@ -1,6 +1,6 @@
 """Batched galaxy spectral energy distributions in torch.
 
-A galaxy is a dict of (B,) tensors (`SED_PARAMETER_NAMES`); `SEDModel` turns it
+A galaxy is a dict of (B,) tensors (``SED_PARAMETER_NAMES``); `SEDModel` turns it
 into the observed-frame f_nu in nJy on the library's fine observed grid
 (0.5-5.6 um, R ~ 950), plus labels. Everything is tensor algebra over the
 batch (no Python loop over objects), identical on CPU and CUDA:
@@ -210,7 +210,7 @@ class SEDModel:
         Parameters
         ----------
         params : dict of (B,) tensors
-            See `SED_PARAMETER_NAMES`.
+            See ``SED_PARAMETER_NAMES``.
 
         Returns
         -------
@@ -262,7 +262,7 @@ class SEDModel:
         Parameters
         ----------
         params : dict of (B,) tensors
-            See `SED_PARAMETER_NAMES`.
+            See ``SED_PARAMETER_NAMES``.
         scale : `torch.Tensor`, optional
             (B,) factor applied to the spectrum (folded into the age weights,
             which is cheaper than scaling the spectra); default 1, i.e. per solar
@@ -352,12 +352,12 @@ class SEDModel:
         Parameters
         ----------
         params : dict of (B,) tensors
-            See `SED_PARAMETER_NAMES`; ``log_mass`` is the surviving stellar mass.
+            See ``SED_PARAMETER_NAMES``; ``log_mass`` is the surviving stellar mass.
         validate : bool, optional
-            Check the inputs (finite, redshift within `REDSHIFT_RANGE`). This costs
+            Check the inputs (finite, redshift within ``REDSHIFT_RANGE``). This costs
             one host synchronisation; switch it off in GPU hot loops.
         agn : dict of (B,) tensors, optional
-            An active nucleus per object (`~jwst_embed.simulation.agn`), added to the
+            An active nucleus per object (``jwst_embed.simulation.agn``), added to the
             galaxy before the IGM.
 
         Returns
@@ -521,7 +521,7 @@ def sample_sed_parameters(
     Returns
     -------
     params : dict of (B,) float32 tensors
-        Keys `SED_PARAMETER_NAMES`.
+        Keys ``SED_PARAMETER_NAMES``.
 
     Examples
     --------

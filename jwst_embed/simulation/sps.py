@@ -122,7 +122,7 @@ class StellarPopulationLibrary:
         (n_band, L_obs) photon-weighted mean-f_nu weights (rows sum to 1).
     young_basis_coefficients, young_basis : `torch.Tensor`
         (Z*U*n_young, r) and (r, L): rank-r SVD factors of the birth-cloud
-        templates (`template_matrices`).
+        templates (``template_matrices``).
     old_basis_coefficients, old_basis : `torch.Tensor`
         (Z*n_age, r) and (r, L): the same for the stellar templates.
     version : str
@@ -185,7 +185,7 @@ def load_library(
     Parameters
     ----------
     path : str or path-like, optional
-        Library file or folder; default `default_library_path`.
+        Library file or folder; default ``default_library_path``.
     device : str or `torch.device`, optional
         Where the tensors go.
     build : bool, optional

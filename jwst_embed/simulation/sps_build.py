@@ -368,7 +368,7 @@ def build_library(path: str | os.PathLike | None = None, progress: bool = True) 
     ----------
     path : str or path-like, optional
         Output ``.npz`` file, or a folder to put ``<LIBRARY_VERSION>.npz`` in.
-        Default: `~jwst_embed.simulation.sps_file.default_library_path`.
+        Default: ``jwst_embed.simulation.sps_file.default_library_path``.
     progress : bool, optional
         Show a progress bar.
 

@@ -69,7 +69,7 @@ class SurveyConfig:
     agn_fraction_low_z, agn_fraction_high_z : float
         Fraction of objects hosting an active nucleus below z = 2 and above z = 4 (reddened
         power law, broad lines, dense-gas Balmer break: Little Red Dots at high z;
-        `~jwst_embed.simulation.agn`); 0 and 0 switch nuclei off.
+        ``jwst_embed.simulation.agn``); 0 and 0 switch nuclei off.
     dusty_fraction : float
         Fraction of star-forming galaxies with A_V 1.5-4 at any redshift.
     compact_sharpening : float

@@ -59,7 +59,7 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float = 180
     Parameters
     ----------
     device : str or `torch.device`
-        ``"auto"``, ``"cpu"``, ``"cuda"`` ...; see `resolve_device`.
+        ``"auto"``, ``"cpu"``, ``"cuda"`` ...; see ``resolve_device``.
     timeout_s : float
         Timeout of collective operations.
 

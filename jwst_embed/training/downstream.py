@@ -435,7 +435,7 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
     """Redshift, mass, morphology and spectrum scores of the model's heads on a `TokenPool`.
 
     The noise is drawn with a fixed seed, so calls are comparable. Returns
-    ``z_sigma_nmad_<set>``, ``z_outliers_<set>`` for the `EVALUATION_SETS`, and
+    ``z_sigma_nmad_<set>``, ``z_outliers_<set>`` for the ``EVALUATION_SETS``, and
     ``logm_sigma``, ``morph_f1`` and ``spec_r2_median`` for F150W + PRISM.
 
     Parameters

@@ -223,7 +223,7 @@ def supervised_loss(head: nn.Module, embedding: Tensor, target: Tensor) -> Tenso
     Parameters
     ----------
     head : `~torch.nn.Module`
-        A head of `jwst_embed.models.heads` (``forward`` and ``loss``).
+        A head of ``jwst_embed.models.heads`` (``forward`` and ``loss``).
     embedding : `~torch.Tensor`
         ``(B, D)`` embeddings.
     target : `~torch.Tensor`

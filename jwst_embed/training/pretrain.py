@@ -12,7 +12,7 @@ One step: masked inputs (random patches hidden, drawn from a generator seeded by
 ``(seed, step, rank)``), `~jwst_embed.training.PretrainingLoss`, AdamW with weight
 decay on matrices only, gradient clipping, a cosine schedule with linear warm-up;
 bf16 autocast on CUDA. Rank 0 logs to ``metrics.csv``, validates on a fixed mock
-set (`~jwst_embed.training.validation.quick_validation`) and writes ``latest.pt``
+set (``jwst_embed.training.validation.quick_validation``) and writes ``latest.pt``
 (atomically) and finally ``model.pt``.
 
 Examples
@@ -426,7 +426,7 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The full training state as tensors and plain values (see `~jwst_embed.training.checkpoint`)."""
+        """The full training state as tensors and plain values (see ``jwst_embed.training.checkpoint``)."""
         from .. import __version__
 
         return {
@@ -627,7 +627,7 @@ class Trainer:
         return self._validation_set
 
     def validate(self) -> dict[str, float]:
-        """`~jwst_embed.training.validation.quick_validation` on the fixed validation set."""
+        """``jwst_embed.training.validation.quick_validation`` on the fixed validation set."""
         batches = self.validation_set()
         if not batches:
             return {}

@@ -1,6 +1,6 @@
 """Fine-tuning: adapt a pretrained embedder to your own labels (one home for the API and the loop).
 
-`fine_tune` is the function users call (also `~jwst_embed.MultimodalEmbedder.fine_tune` and
+`~jwst_embed.fine_tune` is the function users call (also `~jwst_embed.MultimodalEmbedder.fine_tune` and
 ``jwst_embed.fine_tune``), `FineTuner` the training loop beneath it, `save_embedder` writes the
 result, `describe_head` records a custom head in the model configuration.
 """

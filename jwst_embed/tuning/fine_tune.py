@@ -6,8 +6,8 @@ Three lines adapt the model to a few hundred spectroscopic redshifts::
     tuned = fine_tune(embedder, images=images, spectra=spectra, labels=z_spec, task="redshift")
     save_embedder(tuned, "my_model.pt")        # MultimodalEmbedder.from_pretrained("my_model.pt")
 
-`fine_tune` preprocesses the inputs once, then trains a head of
-`jwst_embed.models.heads` on the fused embedding: with the backbone frozen the
+`~jwst_embed.fine_tune` preprocesses the inputs once, then trains a head of
+``jwst_embed.models.heads`` on the fused embedding: with the backbone frozen the
 embeddings are computed once and only the head learns (seconds on a CPU);
 unfrozen, the whole model learns end to end with a lower backbone learning rate.
 The returned embedder holds a fine-tuned *copy* of the model; the original is
@@ -58,7 +58,7 @@ def _is_embedder(obj: Any) -> bool:
 
 @dataclass
 class FineTuneHistory:
-    """What `fine_tune` did, kept on the returned embedder as ``fine_tune_history``.
+    """What `~jwst_embed.fine_tune` did, kept on the returned embedder as ``fine_tune_history``.
 
     Parameters
     ----------
@@ -170,14 +170,14 @@ def fine_tune(
         One label per object; NaN (or None for morphology) = missing, the object is
         skipped. Redshift: dimensionless. Stellar mass: log10(M/Msun) as numbers or
         in ``u.dex(u.Msun)``, or masses in ``u.Msun``. Morphology: names from
-        `~jwst_embed.models.heads.MORPHOLOGY_CLASSES` or integer indices. A custom
+        ``jwst_embed.models.heads.MORPHOLOGY_CLASSES`` or integer indices. A custom
         head: numbers ``(N,)`` or ``(N, out_dim)``.
     task : str, `~torch.nn.Module` or (str, `~torch.nn.Module`)
         ``"redshift"`` (trains ``model.heads["redshift"]``), ``"stellar_mass"``
         (``"log_mass"``), ``"morphology"``, or a new head with
         ``loss(output, target)`` reading the fused embedding, optionally named
         (default name ``"custom"``), e.g. ``("size", MLPHead(latent_dim, 1))``.
-        A head from `jwst_embed.models.heads` is saved with the model.
+        A head from ``jwst_embed.models.heads`` is saved with the model.
     freeze_backbone : bool
         True: embed once and train only the head (fast). False: train the whole
         model end to end, the backbone at ``backbone_lr``.
@@ -206,7 +206,7 @@ def fine_tune(
     -------
     `~jwst_embed.MultimodalEmbedder`
         A new embedder on the same device with the fine-tuned model copy; its
-        ``fine_tune_history`` attribute is a `FineTuneHistory` (per-epoch losses).
+        ``fine_tune_history`` attribute is a ``FineTuneHistory`` (per-epoch losses).
 
     Raises
     ------
@@ -356,7 +356,7 @@ def save_embedder(
     Parameters
     ----------
     embedder : `~jwst_embed.MultimodalEmbedder`
-        E.g. the result of `fine_tune`.
+        E.g. the result of `~jwst_embed.fine_tune`.
     path : path-like
         Output file (written atomically), e.g. ``"my_model.pt"``.
     metadata : mapping, optional

@@ -136,7 +136,7 @@ class FineTuner:
         validation : tuple, optional
             ``(batches, targets)`` of held-out objects, in the same forms as
             ``batches`` and ``targets``; their mean loss after each epoch goes to
-            `validation_history` (and is shown on the progress bar).
+            ``validation_history`` (and is shown on the progress bar).
 
         Returns
         -------

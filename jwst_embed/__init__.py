@@ -1,14 +1,10 @@
 """jwst_embed: one representation of a JWST galaxy from any subset of NIRCam
 bands and NIRSpec PRISM spectra."""
 
-try:
-    from ._version import version as __version__
-except ImportError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
-
 from typing import TYPE_CHECKING
 
 from .bands import NIRCAM_BANDS, SPECTRAL_MODES, Band, SpectralMode, get_band, get_spectral_mode
+from .version import version as __version__
 
 __all__ = [
     "__version__",

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
 from ._terminal import print_table
 from .demo import DEMO_SEED
+from .version import version as __version__
 
 __all__ = ["main", "build_parser"]
 

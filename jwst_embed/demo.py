@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._terminal import print_table
+from .metrics import sigma_nmad
 
 __all__ = ["run_demo", "DEMO_SEED"]
 
@@ -85,8 +86,7 @@ def run_demo(embedder, n_objects: int = 8, seed: int = DEMO_SEED, output: str | 
               "pred = F150W + PRISM, *_img = F150W alone")  # fmt: skip
         print_table(table, {name: (".2f" if name.startswith(("z_", "logM")) and "range" not in name else None)
                              for name in table.colnames})  # fmt: skip
-        dz = (np.asarray(both["z"]) - np.asarray(truth["redshift"])) / (1 + np.asarray(truth["redshift"]))
-        print(f"sigma_NMAD (F150W + PRISM): {1.4826 * np.median(np.abs(dz - np.median(dz))):.3f}")
+        print(f"sigma_NMAD (F150W + PRISM): {sigma_nmad(both['z'], truth['redshift']):.3f}")
     if output is not None:
         _demo_figure(output, seed, model_name, truth, both, image_only, spectra, rebuilt, sample, survey.config)
     return table

@@ -28,6 +28,7 @@ MODULES = [
     "jwst_embed.tuning.labels",
     "jwst_embed.tuning.heads",
     "jwst_embed.evaluation",
+    "jwst_embed.metrics",
 ]
 
 

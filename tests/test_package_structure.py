@@ -49,10 +49,21 @@ def _imports(modules: dict[str, Path]):
 
 
 def _graph(modules):
+    """Import edges; importing ``a.b.c`` also runs the package ``a.b`` (its ``__init__``).
+
+    The root package is left out of those implicit edges: its ``__init__`` imports only
+    `jwst_embed.bands` when it runs, the rest on first attribute access (and no module of the
+    package imports from it, `test_no_module_imports_from_the_root_package`).
+    """
     edges = {name: set() for name in modules}
     for source, target, _ in _imports(modules):
-        if target in modules and target != source:
-            edges[source].add(target)
+        if target not in modules:
+            continue
+        parts = target.split(".")
+        for depth in range(2, len(parts) + 1):
+            parent = ".".join(parts[:depth])
+            if parent in modules and parent != source and not source.startswith(parent + "."):
+                edges[source].add(parent)
     return edges
 
 
@@ -98,6 +109,13 @@ def test_no_import_cycles():
     edges = _graph(modules)
     assert "jwst_embed.prediction_tables" in edges["jwst_embed.embedder"]  # function-level ones count too
     assert _cycles(edges) == []
+
+
+def test_no_module_imports_from_the_root_package():
+    modules = _modules()
+    from_root = sorted(f"{source} imports jwst_embed.{name}" for source, target, name in _imports(modules)
+                       if target == "jwst_embed" and name and source != "jwst_embed")  # fmt: skip
+    assert from_root == []
 
 
 def test_no_private_names_imported_across_modules():

@@ -13,17 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..classes import MORPHOLOGY_CLASSES
+
 __all__ = ["MLPHead", "RedshiftHead", "MassHead", "MorphologyHead", "MORPHOLOGY_CLASSES"]
 
-#: Morphology classes of the mock survey, in label order.
-MORPHOLOGY_CLASSES = (
-    "spheroid",
-    "disk",
-    "bulge+disk",
-    "clumpy/irregular",
-    "merger",
-    "point source",
-)
 
 
 def _mlp(in_dim: int, out_dim: int, hidden: int, depth: int, dropout: float) -> nn.Sequential:

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..version import version
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "MODEL_FORMAT",
@@ -206,20 +208,10 @@ def save_model(
         "model_class": type(model).__name__,
         "config": config,
         "state_dict": state,
-        "metadata": {"jwst_embed_version": _package_version(), "torch_version": str(torch.__version__), **dict(metadata or {})},
+        "metadata": {"jwst_embed_version": version, "torch_version": str(torch.__version__), **dict(metadata or {})},
         "checksum": content_checksum(config, state),
     }
     return atomic_save(payload, path)
-
-
-def _package_version() -> str:
-    """The installed jwst_embed version (``"0.0.0"`` in a source tree never installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("jwst_embed")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def content_checksum(config: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> str:

@@ -25,6 +25,7 @@ from astropy.nddata import (
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
+from ..metrics import NMAD_SCALE
 from .image_grid import as_arcsec
 
 __all__ = ["image_to_njy"]
@@ -153,7 +154,7 @@ def _robust_sigma(values: np.ndarray) -> float:
     sigma = 0.0
     for _ in range(5):
         median = np.median(sample)
-        sigma = 1.4826 * float(np.median(np.abs(sample - median)))
+        sigma = NMAD_SCALE * float(np.median(np.abs(sample - median)))
         if sigma <= 0 or not np.isfinite(sigma):
             break
         kept = sample[np.abs(sample - median) < 3.0 * sigma]

@@ -88,7 +88,7 @@ def _robust_sigma(flux: np.ndarray) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         if flux.size >= 5:
             second_diff = np.abs(2.0 * flux[2:-2] - flux[:-4] - flux[4:])
-            sigma = 1.482602 / np.sqrt(6.0) * np.median(second_diff)
+            sigma = 1.482602 / np.sqrt(6.0) * np.median(second_diff)  # DER_SNR's published constant
         if not (np.isfinite(sigma) and sigma > 0) and flux.size:
             # Noiseless or too short: fall back to 1e-3 of the typical flux, then to 1 nJy.
             sigma = 1e-3 * np.median(np.abs(flux))

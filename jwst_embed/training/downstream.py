@@ -456,8 +456,7 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
     scores : dict of str to float
         The scores named above.
     """
-    from ..evaluation import morphology_f1, spectrum_r2
-    from .validation import outlier_fraction, sigma_nmad
+    from ..metrics import morphology_f1, outlier_fraction, sigma_nmad, spectrum_r2
 
     config = config or DownstreamConfig()
     model.eval()

@@ -427,7 +427,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The full training state as tensors and plain values (see ``jwst_embed.training.checkpoint``)."""
-        from .. import __version__
+        from ..version import version as __version__
 
         return {
             "format": CHECKPOINT_FORMAT,

@@ -1,8 +1,8 @@
 """Quick validation during pretraining: kNN redshift from the fused embedding, spectrum R^2.
 
 These are sanity numbers computed every few hundred steps on a fixed mock set,
-not the benchmark results (those come from trained heads, `benchmarks/`). They
-follow DESIGN.md section 8:
+not the benchmark results (those come from trained heads, `benchmarks/`). The metrics are
+those of `jwst_embed.metrics`:
 
 - ``redshift_sigma_nmad``: sigma_NMAD = 1.4826 median(|dz - median(dz)|) with
   dz = (z_pred - z_true) / (1 + z_true), where z_pred is a k-nearest-neighbour
@@ -24,12 +24,14 @@ follow DESIGN.md section 8:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..metrics import morphology_f1, outlier_fraction, sigma_nmad
+from ..metrics import spectrum_r2 as r2_of_arrays
 
 __all__ = [
     "sigma_nmad",
@@ -38,72 +40,6 @@ __all__ = [
     "spectrum_r2",
     "quick_validation",
 ]
-
-
-def sigma_nmad(z_pred, z_true) -> float:
-    """Normalised median absolute deviation of dz = (z_pred - z_true) / (1 + z_true).
-
-    Parameters
-    ----------
-    z_pred, z_true : array-like
-        Predicted and true redshifts (same length, at least one).
-
-    Returns
-    -------
-    sigma : float
-        ``1.4826 * median(|dz - median(dz)|)``.
-
-    Raises
-    ------
-    ValueError
-        If the arrays are empty or differ in length.
-
-    Examples
-    --------
-    >>> from jwst_embed.training.validation import sigma_nmad
-    >>> round(sigma_nmad([1.1, 2.0, 3.4], [1.0, 2.0, 3.0]), 5)  # dz = 0.05, 0, 0.1
-    0.07413
-    """
-    dz = _dz(z_pred, z_true)
-    return float(1.4826 * np.median(np.abs(dz - np.median(dz))))
-
-
-def outlier_fraction(z_pred, z_true, threshold: float = 0.15) -> float:
-    """Fraction of objects with ``|dz| > threshold`` (DESIGN.md section 8).
-
-    Parameters
-    ----------
-    z_pred, z_true : array-like
-        Predicted and true redshifts, same non-zero length;
-        ``dz = (z_pred - z_true) / (1 + z_true)``.
-    threshold : float
-        Outlier limit on ``|dz|``.
-
-    Returns
-    -------
-    float
-        Fraction in [0, 1].
-
-    Raises
-    ------
-    ValueError
-        If the inputs are empty or of different lengths.
-
-    Examples
-    --------
-    >>> from jwst_embed.training.validation import outlier_fraction
-    >>> outlier_fraction([1.0, 3.0], [1.0, 1.0])
-    0.5
-    """
-    return float(np.mean(np.abs(_dz(z_pred, z_true)) > threshold))
-
-
-def _dz(z_pred, z_true) -> np.ndarray:
-    z_pred = np.asarray(z_pred, dtype=np.float64).ravel()
-    z_true = np.asarray(z_true, dtype=np.float64).ravel()
-    if z_pred.size == 0 or z_pred.shape != z_true.shape:
-        raise ValueError(f"z_pred and z_true must be non-empty and of equal length, got {z_pred.size} and {z_true.size}")
-    return (z_pred - z_true) / (1.0 + z_true)
 
 
 def knn_redshift(embeddings, redshift, n_neighbors: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -156,21 +92,19 @@ def knn_redshift(embeddings, redshift, n_neighbors: int = 10) -> tuple[np.ndarra
 
 
 def spectrum_r2(prediction: Tensor, truth: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Per-object coefficient of determination of a spectrum reconstruction.
+    """`jwst_embed.metrics.spectrum_r2` of tensors, as a tensor (the validation loop's form).
 
     Parameters
     ----------
     prediction, truth : `~torch.Tensor`
-        ``(B, L)`` reconstructed and true spectra on the same grid.
+        ``(B, L)`` reconstructed and true spectra on the same grid (any device).
     valid : `~torch.Tensor`, optional
         ``(B, L)`` bool, pixels to use (all if omitted).
 
     Returns
     -------
     r2 : `~torch.Tensor`
-        ``(B,)`` float64, ``1 - sum((pred - true)^2) / sum((true - mean(true))^2)``
-        over valid pixels; NaN for objects whose truth is constant there (the caller
-        drops them).
+        ``(B,)`` float64 on the CPU; NaN for objects whose truth is constant.
 
     Examples
     --------
@@ -180,15 +114,11 @@ def spectrum_r2(prediction: Tensor, truth: Tensor, valid: Tensor | None = None) 
     >>> spectrum_r2(truth, truth).tolist(), spectrum_r2(truth.mean().expand(1, 4), truth).tolist()
     ([1.0], [0.0])
     """
-    prediction, truth = prediction.double(), truth.double()
-    valid = torch.ones_like(truth, dtype=torch.bool) if valid is None else valid.bool()
-    weight = valid.double()
-    count = weight.sum(dim=1).clamp_min(1.0)
-    mean = (truth * weight).sum(dim=1, keepdim=True) / count[:, None]
-    residual = ((prediction - truth) ** 2 * weight).sum(dim=1)
-    total = ((truth - mean) ** 2 * weight).sum(dim=1)
-    r2 = 1.0 - residual / total.clamp_min(1e-300)
-    return torch.where(total > 0, r2, torch.full_like(r2, math.nan))
+
+    def plain(tensor):
+        return None if tensor is None else tensor.detach().double().cpu().numpy()
+
+    return torch.from_numpy(r2_of_arrays(plain(prediction), plain(truth), plain(valid)))
 
 
 @torch.no_grad()
@@ -284,19 +214,17 @@ def quick_validation(
         residual = torch.cat(head_outputs["m"]) - torch.cat(head_outputs["m_true"])
         metrics["head_log_mass_sigma"] = float(residual[torch.isfinite(residual)].std())
     if head_outputs["c"]:
-        from sklearn.metrics import f1_score
-
-        metrics["head_morphology_f1"] = float(
-            f1_score(torch.cat(head_outputs["c_true"]).numpy(), torch.cat(head_outputs["c"]).numpy(), average="macro")
-        )
+        metrics["head_morphology_f1"] = morphology_f1(
+            torch.cat(head_outputs["c_true"]).numpy(), torch.cat(head_outputs["c"]).numpy()
+        )["f1_macro"]
     for name, values in (("spectrum_r2", r2_all), ("spectrum_r2_images", r2_images)):
         if values:
             values = torch.cat(values)
             values = values[torch.isfinite(values)]
             if values.numel():
                 metrics[name] = float(values.mean())
-                # The mean follows DESIGN.md but a few nearly flat (faint) spectra with tiny variance
-                # can drive it far below zero; the median shows what a typical object gets.
+                # The mean is the reference's statistic, but a few nearly flat (faint) spectra with
+                # tiny variance can drive it far below zero; the median shows what a typical object gets.
                 metrics[f"{name}_median"] = float(values.median())
     return metrics
 

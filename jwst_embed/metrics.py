@@ -13,7 +13,7 @@
   stretched space ``asinh(f / SPECTRUM_SOFTENING_NJY)``; mean and median over objects.
 
 These are the reference's definitions; the seed table (``benchmarks/seed_table.py``), the
-real-spectrum benchmark, `jwst_embed.evaluation.evaluate` and the validation during training
+real-spectrum benchmark, ``jwst_embed.evaluation.evaluate`` and the validation during training
 all use these functions.
 """
 

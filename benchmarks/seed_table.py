@@ -770,7 +770,7 @@ def main(argv=None) -> dict:
                      "note": "simulated here on CPU; training used batch_generator(0, k) streams"},  # fmt: skip
         "model": {"name": Path(args.model).name if os.sep in args.model else args.model, "preset": "small",
                   "parameters": n_parameters},
-        "metric_definitions": "DESIGN.md section 8; spec_r2 in flux (nJy) against the noiseless mock spectrum on "
+        "metric_definitions": "jwst_embed.metrics; spec_r2 in flux (nJy) against the noiseless mock spectrum on "
                               "the model grid, spec_r2_stretched in asinh(f/SPECTRUM_SOFTENING_NJY), mean and median "
                               "over objects; logm_sigma = std of the residual, logm_nmad its NMAD",
         "input_sets": input_sets,

@@ -7,8 +7,6 @@ predictions and reconstructed spectra all come from it.
 
 from __future__ import annotations
 
-import re
-
 import astropy.units as u
 import numpy as np
 import torch
@@ -16,26 +14,24 @@ import torch
 from .devices import autocast, inference_dtype
 from .input_checks import check_inputs, without_failed_inputs
 from .preprocessing import make_batch, modality_order
-from .preprocessing.inputs import input_columns
+from .preprocessing.inputs import input_columns, relocate_input_error
 
 __all__ = ["chunked_outputs", "forward"]
 
-_LOCATION = re.compile(r"^(images|spectra)\[('[^']*')\]\[(\d+)\]")
+def _located(err: Exception, start: int) -> Exception | None:
+    """A `make_batch` error with the object counted over all inputs, not within the chunk.
 
-
-def _with_offset(err: Exception, start: int) -> Exception:
-    """Re-issue a `make_batch` error with the object index counted over all inputs, not the chunk."""
-    message = str(err)
-    match = _LOCATION.match(message)
-    if match:
-        kind, name, index = match.groups()
-        message = f"{kind}[{name}][{start + int(index)}]" + message[match.end() :]
-    elif start:
-        message = f"objects from index {start} on: {message}"
-    try:
-        return type(err)(message)
+    None when ``err`` stands as it is (it names no object and the chunk is the first).
+    """
+    relocated = relocate_input_error(err, lambda index: start + index)
+    if relocated is not err:
+        return relocated
+    if not start:
+        return None
+    try:  # about the chunk as a whole: say where the chunk starts
+        return type(err)(f"objects from index {start} on: {err}")
     except TypeError:  # an exception class with a different constructor
-        return ValueError(message)
+        return ValueError(f"objects from index {start} on: {err}")
 
 
 def chunked_outputs(embedder, images, spectra, batch_size, progress, desc, decode=True):
@@ -108,7 +104,10 @@ def _iter_outputs(
                     spectral_grid=embedder.spectral_grid,
                 )
             except (ValueError, TypeError, u.UnitsError) as err:
-                raise _with_offset(err, start) from err
+                located = _located(err, start)
+                if located is None:
+                    raise
+                raise located from err
             # inputs that carry nothing usable (a sign flip, a wrong unit) do not reach the
             # model beside good ones; the verdicts go with the chunk
             check = check_inputs(batch)

@@ -233,8 +233,12 @@ def test_object_without_modality_is_named_by_index(embedder, jades):
 def test_preprocessing_error_names_the_global_index(embedder, jades):
     spectra, _ = jades
     outside = Spectrum(flux=np.ones(32) * u.nJy, spectral_axis=np.linspace(7.0, 8.0, 32) * u.um)
-    with pytest.raises(ValueError, match=r"spectra\['PRISM'\]\[2\]"):
+    with pytest.raises(ValueError, match=r"spectra\['PRISM'\]\[2\]") as caught:
         embedder.embed(spectra=[spectra[0], spectra[1], outside], batch_size=2)
+    # the location travels as data, not only as text (the object was index 0 of its chunk)
+    location = caught.value.input_location
+    assert (location.kind, location.name, location.index) == ("spectra", "PRISM", 2)
+    assert str(caught.value) == location.message()
 
 
 def test_bad_batch_size(embedder, jades):

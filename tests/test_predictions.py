@@ -150,7 +150,7 @@ def _brighter(spectrum, cutout, factor=10.0):
 
 
 def test_brightness_changes_the_stellar_mass(embedder, jades):
-    """Two objects that differ only by a flux factor of 10 get different masses (DESIGN.md 4)."""
+    """Two objects that differ only by a flux factor of 10 get different masses (no per-object normalisation)."""
     (spectrum, _), (cutouts, _) = jades
     bright_spectrum, bright_image = _brighter(spectrum, cutouts["F150W"])
     table = predict_stellar_mass(

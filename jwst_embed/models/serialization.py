@@ -3,7 +3,7 @@
 A checkpoint is a dictionary of tensors and plain Python values (dicts, lists,
 tuples, str, int, float, bool, None) so that it loads with
 ``torch.load(..., weights_only=True)``: a checkpoint file is data, never code
-(DESIGN.md section 4). Writes go to ``<name>.tmp`` and are renamed over the
+(a model file from the internet must not be able to run code). Writes go to ``<name>.tmp`` and are renamed over the
 target with `os.replace`, which is atomic on POSIX and Windows: a crash or a
 kill mid-write leaves the previous checkpoint untouched.
 

@@ -8,7 +8,8 @@ the object index.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import astropy.units as u
@@ -23,7 +24,7 @@ from .image_grid import DEFAULT_IMAGE_GRID, ImageGrid
 from .images import preprocess_image
 from .spectra import DEFAULT_SPECTRAL_GRID, SpectralGrid, preprocess_spectra
 
-__all__ = ["make_batch", "input_columns"]
+__all__ = ["InputLocation", "make_batch", "input_columns", "relocate_input_error"]
 
 
 def _as_list(value: Any) -> list:
@@ -208,7 +209,7 @@ def make_batch(
                         entries[i], band=name, grid=image_grid, position=object_positions[i]
                     )
                 except (ValueError, TypeError, u.UnitsError) as err:
-                    raise _with_context(err, f"images[{name!r}][{i}]") from err
+                    raise _with_context(err, "images", name, i) from err
                 values[i], ivar[i], mask[i] = out.flux, out.ivar, out.mask
             image_tensors[name] = ModalityTensors(values, ivar, mask)
         else:
@@ -244,11 +245,72 @@ def _absent_arrays(
     return np.zeros(full, np.float32), np.zeros(full, np.float32), np.ones(full, bool)
 
 
-def _with_context(err: Exception, where: str) -> Exception:
+@dataclass(frozen=True)
+class InputLocation:
+    """Which input a `make_batch` error is about; the error carries it as ``err.input_location``.
+
+    Attributes
+    ----------
+    kind : str
+        ``"images"`` or ``"spectra"``.
+    name : str
+        The band or spectral mode.
+    index : int
+        The object's index in the inputs given.
+    detail : str
+        What is wrong with it.
+    """
+
+    kind: str
+    name: str
+    index: int
+    detail: str
+
+    def message(self) -> str:
+        """``images['F150W'][3]: <detail>``: the text of the error."""
+        return f"{self.kind}[{self.name!r}][{self.index}]: {self.detail}"
+
+
+def _same_type(err: Exception, message: str) -> Exception:
     try:
-        return type(err)(f"{where}: {err}")
+        return type(err)(message)
     except TypeError:  # an exception class with a different constructor
-        return ValueError(f"{where}: {err}")
+        return ValueError(message)
+
+
+def _with_context(err: Exception, kind: str, name: str, index: int) -> Exception:
+    location = InputLocation(kind, name, int(index), str(err))
+    located = _same_type(err, location.message())
+    located.input_location = location
+    return located
+
+
+def relocate_input_error(err: Exception, index: Callable[[int], int]) -> Exception:
+    """A `make_batch` error re-issued with its object index mapped by ``index``.
+
+    Callers that pass `make_batch` a chunk of a user's inputs use it so that the error names
+    the object by its index in all the inputs, not in the chunk.
+
+    Parameters
+    ----------
+    err : Exception
+        Raised by `make_batch`.
+    index : callable
+        Maps the index within the chunk to the index over all inputs.
+
+    Returns
+    -------
+    error : Exception
+        Of the same type, with ``input_location`` updated; ``err`` itself when it names no
+        object (an error about the inputs as a whole).
+    """
+    location = getattr(err, "input_location", None)
+    if location is None:
+        return err
+    moved = replace(location, index=int(index(location.index)))
+    relocated = _same_type(err, moved.message())
+    relocated.input_location = moved
+    return relocated
 
 
 def _preprocess_spectra_located(
@@ -262,7 +324,7 @@ def _preprocess_spectra_located(
             try:
                 preprocess_spectra([spectrum], grid=grid)
             except (ValueError, TypeError, u.UnitsError) as err:
-                raise _with_context(err, f"spectra[{mode!r}][{i}]") from err
+                raise _with_context(err, "spectra", mode, i) from err
         raise batch_error
     if arrays.flux.shape[0] != len(chosen):
         raise ValueError(

@@ -1,4 +1,4 @@
-"""A fixed physical stretch of flux for the model's inputs (DESIGN.md section 4).
+"""A fixed physical stretch of flux for the model's inputs.
 
 Every pixel of every band and every spectral pixel is mapped by the same function
 of its flux in nJy, ``asinh(flux / softening)``, with a softening fixed per

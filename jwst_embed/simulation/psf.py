@@ -7,7 +7,7 @@ diffraction limit (lambda / 6.5 m) gives FWHMs that are too small at short
 wavelengths, where wavefront errors, jitter and charge diffusion broaden the
 core, so ``lambda / D`` is not taken from the telescope but *scaled so that the
 FWHM equals the measured flight value* (``FLIGHT_PSF_FWHM``: 0.055" at F150W,
-0.094" at F277W, 0.147" at F444W, the values quoted in DESIGN.md; an obscured
+0.094" at F277W, 0.147" at F444W, the flight values adopted for the mock survey; an obscured
 Airy pattern is within ~4% of the flight PSF's FWHM). For other bands the
 ratio FWHM / pivot wavelength is interpolated linearly in wavelength between
 those three bands and held constant outside them (0.0366"/um below F150W,
@@ -56,7 +56,7 @@ PSF_OBSCURATION = 0.11
 #: AB zero point in nJy: m_AB = -2.5 log10(f / nJy) + 31.4 (3631 Jy = 0 mag).
 AB_ZEROPOINT_NJY = 31.4
 
-#: Flight PSF FWHM of three reference bands (DESIGN.md section 6); others are interpolated.
+#: Flight PSF FWHM of three reference bands (adopted for the mock survey); others are interpolated.
 FLIGHT_PSF_FWHM: dict[str, u.Quantity] = {
     "F150W": 0.055 * u.arcsec,
     "F277W": 0.094 * u.arcsec,

@@ -28,7 +28,6 @@ import copy
 import dataclasses
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from torch import nn
 from ..models.config import HEAD_KINDS
 from ..models.serialization import save_model
 from ..preprocessing import Batch, make_batch
-from ..preprocessing.inputs import input_columns
+from ..preprocessing.inputs import input_columns, relocate_input_error
 from .heads import TASKS, resolve_head
 from .labels import labels_for_head
 from .trainer import FineTuner
@@ -95,9 +94,6 @@ class FineTuneHistory:
 # -- labels -----------------------------------------------------------------------------------------
 
 
-_LOCATION = re.compile(r"^(images|spectra)\[('[^']*')\]\[(\d+)\]")
-
-
 def _make_batches(embedder, image_columns, spectrum_columns, rows: np.ndarray, batch_size: int, targets: np.ndarray):
     """Preprocess the objects ``rows`` in chunks of ``batch_size`` into Batches (targets attached)."""
     batches = []
@@ -112,11 +108,10 @@ def _make_batches(embedder, image_columns, spectrum_columns, rows: np.ndarray, b
             )
         except (ValueError, TypeError, u.UnitsError) as err:
             # Name the object by its index in the user's input, not in the chunk.
-            message, match = str(err), _LOCATION.match(str(err))
-            if match:
-                kind, name, index = match.groups()
-                message = f"{kind}[{name}][{int(chunk[int(index)])}]" + message[match.end() :]
-            raise type(err)(message) from err
+            relocated = relocate_input_error(err, lambda index, chunk=chunk: chunk[index])
+            if relocated is err:
+                raise
+            raise relocated from err
         batch.targets["label"] = torch.as_tensor(targets[chunk], dtype=torch.float32)
         batches.append(batch)
     return batches

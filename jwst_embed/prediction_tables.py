@@ -21,7 +21,6 @@ from .inference import chunked_outputs
 from .input_checks import check_inputs, widen_to_prior
 from .models.heads import MORPHOLOGY_CLASSES
 from .preprocessing.batch import Batch, ModalityTensors
-from .preprocessing.stretch import SPECTRUM_SOFTENING_NJY
 
 __all__ = [
     "REDSHIFT_METHODS",
@@ -468,7 +467,7 @@ def _decoded_to_spectrum(decoded: np.ndarray, embedder: Any):
     from specutils import Spectrum
 
     # The decoder predicts the asinh-stretched spectrum; undo the fixed stretch to get nJy.
-    flux = SPECTRUM_SOFTENING_NJY * np.sinh(decoded.astype(np.float64))
+    flux = embedder.model.config.spectrum_softening_njy * np.sinh(decoded.astype(np.float64))
     return Spectrum(
         flux=flux * u.nJy,
         spectral_axis=embedder.spectral_grid.wavelength,

@@ -400,3 +400,24 @@ def test_decoder_refiner_is_optional_in_the_state_dict():
     assert ModelConfig.from_dict(refined_config.to_dict()).decoder_refiner == 9
     with pytest.raises(ValueError, match="decoder_refiner"):
         ModelConfig.preset("tiny", decoder_refiner=8)
+
+
+def test_the_input_stretch_is_part_of_the_model(tmp_path):
+    from jwst_embed.models.serialization import load_checkpoint, load_model, save_model
+    from jwst_embed.preprocessing.stretch import IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY
+
+    config = ModelConfig.preset("tiny")
+    # files written before the stretch was recorded get the values their weights were trained with
+    assert (config.image_softening_njy, config.spectrum_softening_njy) == (IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY)
+    old = config.to_dict()
+    del old["image_softening_njy"], old["spectrum_softening_njy"]
+    assert ModelConfig.from_dict(old) == config
+    # a model with another stretch keeps it in its file, and uses it
+    other = MultimodalModel(ModelConfig.preset("tiny", spectrum_softening_njy=50.0))
+    path = save_model(tmp_path / "model.pt", other)
+    assert load_checkpoint(path)["config"]["spectrum_softening_njy"] == 50.0
+    loaded = load_model(path)
+    assert loaded.config.spectrum_softening_njy == 50.0
+    flux = torch.tensor([[0.0, 50.0, -500.0]])
+    torch.testing.assert_close(loaded.spectrum_flux(loaded.stretched_spectrum(flux)), flux)
+    assert float(loaded.stretched_spectrum(torch.tensor([50.0]))) == pytest.approx(math.asinh(1.0))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from ..preprocessing.stretch import IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY
+
 __all__ = ["ModelConfig", "PRESETS", "HEAD_KINDS"]
 
 #: Kinds of ``ModelConfig.custom_heads`` specs and the head class (``jwst_embed.models.heads``) each builds.
@@ -96,6 +98,11 @@ class ModelConfig:
         (``"mlp"``, ``"redshift"``, ``"log_mass"``, ``"morphology"``) and the
         arguments those of the matching head class after ``in_dim``, e.g.
         ``{"kind": "mlp", "out_dim": 1, "hidden": 64, "depth": 1}``.
+    image_softening_njy, spectrum_softening_njy : float
+        The fixed input stretch ``asinh(flux / softening)`` of image pixels and spectral pixels
+        (nJy; `jwst_embed.preprocessing.stretch`); the decoder's spectra are in the spectral
+        one. The weights depend on them, so they are part of the model (files written before
+        they were recorded get the values they were trained with, the defaults).
 
     Examples
     --------
@@ -141,6 +148,8 @@ class ModelConfig:
     modality_dropout: float = 0.5
     prediction_heads: bool = True
     custom_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    image_softening_njy: float = IMAGE_SOFTENING_NJY
+    spectrum_softening_njy: float = SPECTRUM_SOFTENING_NJY
 
     def __post_init__(self) -> None:
         if self.image_size % self.image_patch:

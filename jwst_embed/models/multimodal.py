@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..preprocessing.stretch import IMAGE_SOFTENING_NJY, SPECTRUM_SOFTENING_NJY, model_inputs
+from ..preprocessing.stretch import asinh_stretch, inverse_asinh_stretch, model_inputs
 from . import heads as _heads
 from ._layers import random_patch_mask
 from .config import HEAD_KINDS, ModelConfig
@@ -122,6 +122,9 @@ class ModelOutput:
     token_padding : `~torch.Tensor` or None
         ``(M, tokens_per_modality)`` bool, the padding slots of each modality's tokens (for
         `MultimodalModel.fuse` of another subset).
+    spectrum_softening_njy : float
+        The model's spectral stretch (``config.spectrum_softening_njy``): decoded spectra are
+        ``asinh(flux / spectrum_softening_njy)``.
     """
 
     fused: Tensor
@@ -141,6 +144,7 @@ class ModelOutput:
     spectrum_target: Tensor | None = None
     spectrum_weight: Tensor | None = None
     token_padding: Tensor | None = None
+    spectrum_softening_njy: float = 0.0
 
 
 class MultimodalModel(nn.Module):
@@ -282,7 +286,7 @@ class MultimodalModel(nn.Module):
             encoder, projection, softening = (
                 self.image_encoder,
                 self.image_projection,
-                IMAGE_SOFTENING_NJY,
+                config.image_softening_njy,
             )
             ratio, n_patches, patchify, patch = (
                 config.image_mask_ratio,
@@ -294,7 +298,7 @@ class MultimodalModel(nn.Module):
             encoder, projection, softening = (
                 self.spectrum_encoder,
                 self.spectrum_projection,
-                SPECTRUM_SOFTENING_NJY,
+                config.spectrum_softening_njy,
             )
             ratio, n_patches, patchify, patch = (
                 config.spectrum_mask_ratio,
@@ -375,6 +379,35 @@ class MultimodalModel(nn.Module):
             if name not in batch_spectra:
                 padding[j, n_real:] = True
         return padding
+
+    def spectrum_flux(self, decoded: Tensor) -> Tensor:
+        """Decoded (stretched) spectra as flux densities in nJy: the inverse of the spectral stretch.
+
+        Parameters
+        ----------
+        decoded : `~torch.Tensor`
+            ``(B, spectrum_length)`` as in ``ModelOutput.decoded_spectrum``.
+
+        Returns
+        -------
+        flux : `~torch.Tensor`
+            ``(B, spectrum_length)`` f_nu in nJy on the model grid.
+        """
+        return inverse_asinh_stretch(decoded, self.config.spectrum_softening_njy)
+
+    def stretched_spectrum(self, flux_njy: Tensor) -> Tensor:
+        """Spectra in nJy in the space the decoder works in: ``asinh(flux / spectrum_softening_njy)``.
+
+        Parameters
+        ----------
+        flux_njy : `~torch.Tensor`
+            ``(B, spectrum_length)`` f_nu in nJy.
+
+        Returns
+        -------
+        stretched : `~torch.Tensor`
+        """
+        return asinh_stretch(flux_njy, self.config.spectrum_softening_njy)
 
     def fuse(self, tokens: Tensor, present: Tensor, padding: Tensor) -> Tensor:
         """Fused embedding of the ``present`` modalities from their tokens.
@@ -482,6 +515,7 @@ class MultimodalModel(nn.Module):
             present=present,
             modalities=modalities,
             decoded_spectrum=self.spectrum_decoder(fused) if decode else None,
+            spectrum_softening_njy=self.config.spectrum_softening_njy,
         )
         if modality_dropout is None:
             modality_dropout = self.training and self.config.modality_dropout > 0

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..models.heads import RedshiftHead
 from ..preprocessing.batch import Batch, ModalityTensors, modality_order
-from ..preprocessing.stretch import SPECTRUM_SOFTENING_NJY, model_inputs
+from ..preprocessing.stretch import model_inputs
 from .losses import LossWeights, PretrainingLoss
 
 __all__ = [
@@ -290,7 +290,7 @@ def train_line_reader(model, survey, config: DownstreamConfig | None = None, pro
             group["lr"] = config.lr_new * _cosine(step, config.line_reader_steps)
         sample = survey.sample(config.batch_size, generator=batch_generator(config.seed + 7_000_003, step, survey.device))
         stretched, weight = model_inputs(
-            sample["spectrum"], sample["spectrum_ivar"], sample["spectrum_mask"], SPECTRUM_SOFTENING_NJY
+            sample["spectrum"], sample["spectrum_ivar"], sample["spectrum_mask"], model.config.spectrum_softening_njy
         )
         if model.config.line_reader_weight == "mask":
             weight = (weight > 0).float()
@@ -476,7 +476,7 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
             z.append(model.heads["redshift"].predict(fused)["z_median"].cpu())
             logm.append(model.heads["log_mass"].predict(fused)["log_mass"].cpu())
             morph.append(model.heads["morphology"].predict(fused)["label"].cpu())
-            decoded = SPECTRUM_SOFTENING_NJY * torch.sinh(model.spectrum_decoder(fused).double())
+            decoded = model.spectrum_flux(model.spectrum_decoder(fused).double())
             r2.append(spectrum_r2(decoded.cpu().numpy(), pool.labels["spectrum_noiseless"][chunk].double().cpu().numpy()))
         z_true = pool.labels["redshift"].cpu().numpy()
         z_pred = torch.cat(z).numpy()

@@ -342,10 +342,10 @@ class PretrainingLoss(nn.Module):
         if w.decoder_noiseless and "spectrum_noiseless" in targets and output.decoded_spectrum is not None:
             # Every mock object has a true spectrum: reconstruct it (denoised, also for objects
             # observed without one), with equal weight per pixel.
-            from ..preprocessing.stretch import SPECTRUM_SOFTENING_NJY, asinh_stretch
+            from ..preprocessing.stretch import asinh_stretch
 
             truth = targets["spectrum_noiseless"].float()
-            output.spectrum_target = asinh_stretch(truth, SPECTRUM_SOFTENING_NJY)
+            output.spectrum_target = asinh_stretch(truth, output.spectrum_softening_njy)
             output.spectrum_weight = torch.isfinite(truth).float()
             output.spectrum_target = torch.nan_to_num(output.spectrum_target)
         if output.spectrum_reconstruction is not None and w.spectrum_mask:

@@ -155,7 +155,6 @@ def quick_validation(
         Keys whose inputs are missing are left out (never NaN).
     """
     from ..models.multimodal import DECODER_MODE
-    from ..preprocessing.stretch import SPECTRUM_SOFTENING_NJY, asinh_stretch
 
     was_training = model.training
     model.eval()
@@ -183,7 +182,7 @@ def quick_validation(
                         head_outputs[f"{key}_true"].append(targets[label].float().cpu())
             if "spectrum_noiseless" not in targets or DECODER_MODE not in batch.modalities:
                 continue
-            truth = asinh_stretch(targets["spectrum_noiseless"].float(), SPECTRUM_SOFTENING_NJY)
+            truth = model.stretched_spectrum(targets["spectrum_noiseless"].float())
             has_spectrum = batch.present[:, batch.modalities.index(DECODER_MODE)].bool()
             if bool(has_spectrum.any()):
                 r2 = spectrum_r2(output.decoded_spectrum.float()[has_spectrum], truth[has_spectrum])

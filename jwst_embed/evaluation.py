@@ -23,6 +23,7 @@ from .metrics import (
     spectrum_r2,
     summarise_r2,
 )
+from .prediction_tables import head_tables
 
 __all__ = [
     "sigma_nmad",
@@ -100,7 +101,9 @@ def evaluate(embedder, images=None, spectra=None, labels=None, batch_size: int =
     morph_true = _label_column(labels, ("morphology",))
     if z_true is None and mass_true is None and morph_true is None:
         raise ValueError("labels has none of the columns z, redshift, log_mass, morphology")
-    table = embedder.predict_redshift(images=images, spectra=spectra, batch_size=batch_size, progress=progress)
+    # one model pass for every head (each predict_* method would run the model again)
+    tables = head_tables(embedder, images, spectra, batch_size=batch_size, progress=progress)
+    table = tables["redshift"]
     n_objects = len(table)
     for column in (z_true, mass_true, morph_true):
         if column is not None and len(column) != n_objects:
@@ -121,7 +124,7 @@ def evaluate(embedder, images=None, spectra=None, labels=None, batch_size: int =
     if mass_true is not None:
         mass = _plain(mass_true)
         if np.isfinite(mass).any():
-            predicted = embedder.predict_stellar_mass(images=images, spectra=spectra, batch_size=batch_size)
+            predicted = tables["log_mass"]
             result["log_mass"] = mass_scatter(np.asarray(predicted["log_mass"]), mass)
     if morph_true is not None:
         values = np.ma.asarray(morph_true)
@@ -129,7 +132,7 @@ def evaluate(embedder, images=None, spectra=None, labels=None, batch_size: int =
         if values.dtype.kind in "iuf":
             known &= np.isfinite(np.ma.filled(values.astype(np.float64), np.nan))
         if known.any():
-            predicted = embedder.classify_morphology(images=images, spectra=spectra, batch_size=batch_size)
+            predicted = tables["morphology"]
             truth = np.asarray(np.ma.filled(values, values.flat[0]))[known]
             if truth.dtype.kind == "f":
                 truth = truth.astype(np.int64)

@@ -29,6 +29,7 @@ __all__ = [
     "morphology_table",
     "prediction_table",
     "reconstructed_spectra",
+    "head_tables",
     "redshift_table",
     "stellar_mass_table",
 ]
@@ -429,6 +430,10 @@ def stellar_mass_table(
     table : `~astropy.table.Table`
     """
     values, _ = _run(embedder, images, spectra, batch_size, progress, heads=("log_mass",))
+    return _mass_table(values)
+
+
+def _mass_table(values: dict[str, np.ndarray]) -> Table:
     table = Table(_mass_columns(values))
     _add_input_flag(table, values)
     return table
@@ -455,12 +460,51 @@ def morphology_table(
     table : `~astropy.table.Table`
     """
     values, _ = _run(embedder, images, spectra, batch_size, progress, heads=("morphology",))
+    return _morphology_table(values)
+
+
+def _morphology_table(values: dict[str, np.ndarray]) -> Table:
     probabilities = values["probabilities"].astype(np.float64)
     table = Table()
     table["morphology"] = Column(_morphology_labels(probabilities), description="most probable class")
     for column, name in enumerate(morphology_column_names()):
         table[name] = Column(probabilities[:, column], description=f"p({MORPHOLOGY_CLASSES[column]})")
     return table
+
+
+def head_tables(
+    embedder: Any,
+    images: Mapping[str, Any] | None = None,
+    spectra: Any = None,
+    batch_size: int = 64,
+    progress: bool = False,
+    method: str = "auto",
+    floor: float = 1e-4,
+) -> dict[str, Table]:
+    """The redshift, stellar-mass and morphology tables from one model pass.
+
+    Parameters
+    ----------
+    embedder : `~jwst_embed.MultimodalEmbedder`
+        A loaded embedder with prediction heads.
+    images, spectra, batch_size, progress, method, floor
+        As for `jwst_embed.predictions.predict_redshift` (``method`` not ``"template"``).
+
+    Returns
+    -------
+    tables : dict of str to `~astropy.table.Table`
+        ``"redshift"``, ``"log_mass"`` and ``"morphology"``: the tables of
+        `~jwst_embed.predict_redshift`, `~jwst_embed.predict_stellar_mass` and
+        `~jwst_embed.classify_morphology`.
+    """
+    if method not in REDSHIFT_METHODS or method == "template":
+        raise ValueError(f"method must be one of auto, network, joint, got {method!r}")
+    values, embedder = _run(embedder, images, spectra, batch_size, progress, keep_spectra=method != "network")
+    return {
+        "redshift": _redshift_table(values, embedder, method, floor, None, progress),
+        "log_mass": _mass_table(values),
+        "morphology": _morphology_table(values),
+    }
 
 
 def _decoded_to_spectrum(decoded: np.ndarray, embedder: Any):

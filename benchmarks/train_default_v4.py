@@ -1,5 +1,9 @@
 """Train default model v4: v3 with a spectrum line reader, its fusion, heads and decoder retrained.
 
+The script that ran the legs of v4 and v5 one at a time (with caching of pools and resumption);
+`jwst_embed.training.recipes.train_default_model` is the library call that runs the whole
+recipe, with the same pieces.
+
 v3's image encoder, spectrum transformer and their projections are kept (frozen). Added: a
 `~jwst_embed.models.SpectrumLineReader` whose position-keeping tokens join the spectrum's tokens
 in the fusion, and a redshift head with 512 bins. Trained with the library's
@@ -34,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from jwst_embed.models import ModelConfig, MultimodalModel
+from jwst_embed.models import MultimodalModel
 from jwst_embed.simulation import MockSurvey, SurveyConfig
 from jwst_embed.training.checkpoint import load_model, save_model
 from jwst_embed.training.downstream import (
@@ -45,34 +49,21 @@ from jwst_embed.training.downstream import (
     train_downstream,
     train_line_reader,
 )
+from jwst_embed.training.recipes import (
+    LINE_READER_FIELDS,
+    POOL_SEED,
+    VALIDATION_SEED,
+    add_line_reader,
+    half_precision_copy,
+)
 
 V3 = Path(__file__).resolve().parents[1] / "jwst_embed" / "data" / "jwst_embed-default-v3.pt"
-V4_FIELDS = dict(line_reader_depth=3, line_tokens=2, line_reader_weight="mask", redshift_bins=512,
-                 redshift_label_sigma=0.008)  # fmt: skip
-POOL_SEED, VALIDATION_SEED = 424242, 424243
+V4_FIELDS = LINE_READER_FIELDS
 
 
 def v4_from_v3(path: Path) -> MultimodalModel:
     """v3's weights in a model with a line reader and a 512-bin redshift head (both new)."""
-    v3 = load_model(path)
-    v3 = v3[0] if isinstance(v3, tuple) else v3
-    config = ModelConfig.from_dict({**v3.config.to_dict(), **V4_FIELDS})
-    model = MultimodalModel(config)
-    state = v3.float().state_dict()
-    own = model.state_dict()
-    kept = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape
-            and not key.startswith("heads.redshift.")}  # fmt: skip
-    missing = model.load_state_dict(kept, strict=False).missing_keys
-    new = sorted({key.split(".")[0] + ("." + key.split(".")[1] if key.startswith("heads") else "") for key in missing})
-    print(f"from v3: {len(kept)} tensors kept; new: {new}")
-    return model
-
-
-def _half_copy(model: MultimodalModel) -> MultimodalModel:
-    """A float16 copy on the CPU (the shipped precision), leaving the training model as it is."""
-    copy = MultimodalModel(model.config)
-    copy.load_state_dict({key: value.detach().cpu() for key, value in model.state_dict().items()})
-    return copy.half()
+    return add_line_reader(load_model(path))
 
 
 def main() -> None:
@@ -167,7 +158,7 @@ def main() -> None:
 
     def checkpoint(step: int, scores: dict) -> None:
         print(f"step {step}: " + json.dumps(scores), flush=True)
-        save_model(args.out / "model.pt", _half_copy(model), {**metadata, "step": step})
+        save_model(args.out / "model.pt", half_precision_copy(model), {**metadata, "step": step})
 
     budget = args.max_seconds
     if args.deadline_seconds is not None:
@@ -183,7 +174,7 @@ def main() -> None:
     timings["downstream_s"] = round(time.perf_counter() - start, 1)
     metadata["steps_done"] = max((record["step"] for record in history2), default=0)
     after = evaluate_pool(model, pools["validation_pool"], instrument, config)
-    save_model(args.out / "model.pt", _half_copy(model), metadata)
+    save_model(args.out / "model.pt", half_precision_copy(model), metadata)
     record = {"validation_before_phase2": before, "validation": after, **metadata}
     (args.out / f"history{leg}.json").write_text(json.dumps({"phase1": history1, "phase2": history2, **record}, indent=1))
     print(json.dumps(record))

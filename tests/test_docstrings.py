@@ -13,6 +13,7 @@ MODULES = [
     "jwst_embed.simulation",
     "jwst_embed.models",
     "jwst_embed.training",
+    "jwst_embed.training.recipes",
     "jwst_embed.weights",
     "jwst_embed.devices",
     "jwst_embed.embedder",

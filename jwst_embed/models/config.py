@@ -100,7 +100,7 @@ class ModelConfig:
         ``{"kind": "mlp", "out_dim": 1, "hidden": 64, "depth": 1}``.
     image_softening_njy, spectrum_softening_njy : float
         The fixed input stretch ``asinh(flux / softening)`` of image pixels and spectral pixels
-        (nJy; `jwst_embed.preprocessing.stretch`); the decoder's spectra are in the spectral
+        (nJy; ``jwst_embed.preprocessing.stretch``); the decoder's spectra are in the spectral
         one. The weights depend on them, so they are part of the model (files written before
         they were recorded get the values they were trained with, the defaults).
 

@@ -59,7 +59,8 @@ def _add_simulate(subparsers) -> None:
     )
     simulate.add_argument("--no-spectra", action="store_true", help="images only")
     simulate.add_argument("-o", "--output", default="mock.h5", help="output HDF5 file (default %(default)s)")
-    simulate.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    simulate.add_argument("--device", default="cpu",
+                          help="torch device, e.g. cpu or cuda (default cpu: a file of a given seed is then the same on every machine)")
     simulate.add_argument("--chunk-size", type=int, default=512, help="objects simulated at a time")
     simulate.add_argument("--redshift-min", type=float, default=None)
     simulate.add_argument("--redshift-max", type=float, default=None)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 
 __all__ = ["autocast", "inference_dtype", "resolve_device"]
@@ -111,6 +109,5 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     torch.float32
     """
     device = torch.device(device)
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    # dtype None: autocast explicitly off, so that an enclosing autocast does not leak in
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

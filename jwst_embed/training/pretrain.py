@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..devices import autocast
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     atomic_save,
@@ -598,7 +599,7 @@ class Trainer:
     def _train_step(self, batch) -> dict[str, float]:
         config = self.config
         generator = self._step_generator(self.step)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
+        with autocast(self.device, self.autocast_dtype):
             total, parts = self._module(batch, generator)
         self.optimizer.zero_grad(set_to_none=True)
         lr = self.scheduler.get_last_lr()[0]

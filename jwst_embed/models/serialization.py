@@ -32,6 +32,8 @@ import numpy as np
 import torch
 
 from ..version import version
+from .config import ModelConfig
+from .multimodal import MultimodalModel
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -272,9 +274,6 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     >>> loaded.config == model.config
     True
     """
-    from .config import ModelConfig
-    from .multimodal import MultimodalModel
-
     payload = load_checkpoint(path, map_location=map_location)
     tag = payload.get("format")
     if tag == MODEL_FORMAT:

@@ -29,9 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..metrics import morphology_f1, outlier_fraction, sigma_nmad, spectrum_r2
 from ..models.heads import RedshiftHead
 from ..preprocessing.batch import Batch, ModalityTensors, modality_order
 from ..preprocessing.stretch import model_inputs
+from ..simulation import batch_generator
+from ..simulation.prism import REFERENCE_EXPOSURE_S
+from ..simulation.sample_batch import sample_to_batch
 from .losses import LossWeights, PretrainingLoss
 
 __all__ = [
@@ -188,9 +192,6 @@ def build_token_pool(model, survey, n_objects: int, seed: int, batch_size: int =
     """
     from tqdm.auto import tqdm
 
-    from ..simulation import batch_generator
-    from ..simulation.sample_batch import sample_to_batch
-
     model.eval()
     parts: dict[str, list[Tensor]] = {}
     n_batches = math.ceil(n_objects / batch_size)
@@ -220,8 +221,6 @@ def build_token_pool(model, survey, n_objects: int, seed: int, batch_size: int =
 def _pool_batch(pool: TokenPool, rows: Tensor, instrument, generator: torch.Generator, config: DownstreamConfig,
                 shown: Tensor | None = None) -> tuple[Batch, dict[str, Tensor]]:
     """A Batch of pool objects with fresh spectral noise, and their cached image tokens."""
-    from ..simulation.prism import REFERENCE_EXPOSURE_S
-
     n, n_bands, device = rows.numel(), len(pool.bands), pool.device
     rows = rows.to(device)
     noiseless = pool.spectrum_noiseless[rows]
@@ -270,8 +269,6 @@ def train_line_reader(model, survey, config: DownstreamConfig | None = None, pro
         ``step`` and ``loss`` every 50 steps.
     """
     from tqdm.auto import tqdm
-
-    from ..simulation import batch_generator
 
     config = config or DownstreamConfig()
     if model.line_reader is None:
@@ -456,8 +453,6 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
     scores : dict of str to float
         The scores named above.
     """
-    from ..metrics import morphology_f1, outlier_fraction, sigma_nmad, spectrum_r2
-
     config = config or DownstreamConfig()
     model.eval()
     pool = pool.to(next(model.parameters()).device)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..preprocessing.stretch import asinh_stretch
+
 __all__ = [
     "masked_spectrum_loss",
     "masked_image_loss",
@@ -342,8 +344,6 @@ class PretrainingLoss(nn.Module):
         if w.decoder_noiseless and "spectrum_noiseless" in targets and output.decoded_spectrum is not None:
             # Every mock object has a true spectrum: reconstruct it (denoised, also for objects
             # observed without one), with equal weight per pixel.
-            from ..preprocessing.stretch import asinh_stretch
-
             truth = targets["spectrum_noiseless"].float()
             output.spectrum_target = asinh_stretch(truth, output.spectrum_softening_njy)
             output.spectrum_weight = torch.isfinite(truth).float()

@@ -33,6 +33,7 @@ from torch import Tensor
 from ..devices import autocast
 from ..metrics import morphology_f1, outlier_fraction, sigma_nmad
 from ..metrics import spectrum_r2 as r2_of_arrays
+from ..models.multimodal import DECODER_MODE
 
 __all__ = [
     "sigma_nmad",
@@ -155,8 +156,6 @@ def quick_validation(
         ``head_morphology_f1`` (macro F1).
         Keys whose inputs are missing are left out (never NaN).
     """
-    from ..models.multimodal import DECODER_MODE
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

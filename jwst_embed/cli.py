@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(subparsers)
     _add_demo(subparsers)
     _add_evaluate(subparsers)
+    _add_prepare(subparsers)
     return parser
 
 
@@ -125,7 +126,9 @@ def _add_train(subparsers) -> None:
         ),
     )
     train.add_argument("--config", default=None, help="TOML file of TrainConfig fields (every field optional)")
-    train.add_argument("--data", default=None, help="prepared mock HDF5 file (jwst-embed simulate) instead of the on-the-fly survey")
+    train.add_argument("--data", default=None,
+                       help="HDF5 file of mocks (jwst-embed simulate) or of your own objects (jwst-embed prepare) "
+                            "instead of the on-the-fly survey")
     train.add_argument(
         "--init-from", default=None, metavar="MODEL",
         help="start from the weights of this model file (continued pretraining: new optimiser and schedule)",
@@ -435,23 +438,23 @@ def _add_evaluate(subparsers) -> None:
     evaluate.set_defaults(handler=_run_evaluate)
 
 
-def _read_labels(path):
+def _read_labels(path, command: str = "evaluate"):
     from pathlib import Path
 
     from astropy.table import Table
 
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"jwst-embed evaluate: no such table: {path}")
+        raise SystemExit(f"jwst-embed {command}: no such table: {path}")
     try:
         table = Table.read(path, format="ascii.csv") if path.suffix.lower() == ".csv" else Table.read(path)
     except Exception as error:  # astropy raises many types for unreadable tables
-        raise SystemExit(f"jwst-embed evaluate: cannot read {path}: {error}") from None
+        raise SystemExit(f"jwst-embed {command}: cannot read {path}: {error}") from None
     if "file" not in table.colnames:
-        raise SystemExit(f"jwst-embed evaluate: {path} has no 'file' column (columns: {table.colnames})")
+        raise SystemExit(f"jwst-embed {command}: {path} has no 'file' column (columns: {table.colnames})")
     if not {"z", "redshift", "log_mass", "morphology"} & set(table.colnames):
         raise SystemExit(
-            f"jwst-embed evaluate: {path} has none of the label columns z, redshift, log_mass, morphology"
+            f"jwst-embed {command}: {path} has none of the label columns z, redshift, log_mass, morphology"
         )
     files = []
     for name in table["file"]:
@@ -493,6 +496,65 @@ def _run_evaluate(args) -> int:
         with open(args.output, "w") as handle:
             json.dump(metrics, handle, indent=1)
         print(f"wrote {args.output}")
+    return 0
+
+
+def _add_prepare(subparsers) -> None:
+    prepare = subparsers.add_parser(
+        "prepare",
+        help="preprocess your own FITS files (spectra, cutouts) into a training file for jwst-embed train --data",
+        description="Read one object per FITS file (folders: every *.fits in them), preprocess it onto the "
+                    "model grids once and write an HDF5 training file; unreadable files are listed and skipped.",
+    )
+    prepare.add_argument("inputs", nargs="+", help="FITS files or folders of them")
+    prepare.add_argument("-o", "--output", required=True, help="the training file to write (.h5)")
+    prepare.add_argument("--labels", default=None,
+                         help="table (.csv, .ecsv, .fits) with a 'file' column and label columns "
+                              "(redshift or z, log_mass, morphology); empty or masked entries are missing")
+    prepare.add_argument("--bands", action="append", default=None,
+                         help="NIRCam bands to keep, comma-separated (default F115W,F150W,F277W,F444W)")
+    prepare.add_argument("--append", action="store_true", help="add to an existing training file")
+    prepare.add_argument("--chunk-size", type=int, default=64, help="objects preprocessed at a time")
+    prepare.set_defaults(handler=_run_prepare)
+
+
+def _run_prepare(args) -> int:
+    from pathlib import Path
+
+    from .survey_file import prepare_survey
+
+    output = Path(args.output)
+    if output.exists() and not args.append:
+        raise SystemExit(f"jwst-embed prepare: {output} exists; pass --append to add to it")
+    files: list[Path] = []
+    for entry in map(Path, args.inputs):
+        if entry.is_dir():
+            files.extend(sorted(entry.glob("*.fits")))
+        else:
+            files.append(entry)
+    labels = None
+    if args.labels:
+        table, label_files = _read_labels(args.labels, command="prepare")
+        rows = {path.resolve(): k for k, path in enumerate(label_files)}
+        # a row names its file by a path (relative to the table) or by its name alone
+        names = [path.name for path in label_files]
+        by_name = {name: k for k, name in enumerate(names) if names.count(name) == 1}
+        index = [rows.get(path.resolve(), by_name.get(path.name)) for path in files]
+        labels = {}
+        for name in table.colnames:
+            if name == "file":
+                continue
+            column = table[name]
+            values = [None if k is None or (hasattr(column, "mask") and column.mask[k]) else column[k] for k in index]
+            labels["redshift" if name == "z" else name] = values
+    bands = _parse_bands(args.bands)
+    report = prepare_survey(files, output, labels=labels, append=args.append, chunk_size=args.chunk_size,
+                            progress=len(files) > args.chunk_size,
+                            **({} if bands is None else {"bands": bands}))  # fmt: skip
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason.splitlines()[0]}", file=sys.stderr)
+    print(f"wrote {report.n_written} objects to {output} ({report.n_objects} in all); "
+          f"{len(report.skipped)} files skipped")  # fmt: skip
     return 0
 
 

@@ -30,6 +30,7 @@ MODULES = [
     "jwst_embed.tuning.heads",
     "jwst_embed.evaluation",
     "jwst_embed.metrics",
+    "jwst_embed.survey_file",
 ]
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -96,7 +97,8 @@ class SurveySource(IndexedSource):
 
 
 class FileSource(IndexedSource):
-    """Batches from a prepared mock HDF5 file (`~jwst_embed.simulation.catalogue.MockCatalogue`).
+    """Batches from a mock-survey HDF5 file (`~jwst_embed.simulation.catalogue.MockCatalogue`) or
+    a file of real objects (`~jwst_embed.survey_file.prepare_survey`).
 
     The first ``holdout`` objects are the validation set and never trained on;
     the rest are reshuffled every epoch with a permutation seeded by ``(seed, epoch)``
@@ -122,9 +124,17 @@ class FileSource(IndexedSource):
     """
 
     def __init__(self, path, batch_size: int, seed: int = 0, holdout: int = 0, device="cpu") -> None:
-        from ..simulation.catalogue import MockCatalogue
+        import h5py
 
-        self.catalogue = MockCatalogue(path)
+        from ..simulation.catalogue import MockCatalogue
+        from ..survey_file import SURVEY_FORMAT, SurveyFile
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"training file {path} does not exist")
+        with h5py.File(path, "r") as h5:
+            real = h5.attrs.get("format") == SURVEY_FORMAT
+        # a mock-survey file or a file of real objects from prepare_survey: both read as Batches
+        self.catalogue = SurveyFile(path) if real else MockCatalogue(path)
         self.batch_size, self.seed, self.device = int(batch_size), int(seed), torch.device(device)
         self.holdout = min(int(holdout), len(self.catalogue) // 2)
         self.n_train = len(self.catalogue) - self.holdout

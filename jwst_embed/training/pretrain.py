@@ -112,7 +112,8 @@ class TrainConfig:
         `~jwst_embed.simulation.survey.SurveyConfig` fields, e.g. ``bands``
         (TOML table ``[survey]``); ignored with ``data``.
     data : str, optional
-        A prepared mock HDF5 file to train on instead of the on-the-fly survey.
+        An HDF5 file to train on instead of the on-the-fly survey: mocks (``jwst-embed
+        simulate``) or your own objects (``jwst-embed prepare``).
     init_from : str, optional
         A model file (``model.pt``, a shipped model such as
         ``jwst_embed/data/jwst_embed-default-v5.pt``, or a training checkpoint) whose weights

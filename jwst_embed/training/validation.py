@@ -201,21 +201,29 @@ def quick_validation(
     finally:
         model.train(was_training)
     metrics: dict[str, float] = {}
-    if redshifts and sum(len(z) for z in redshifts) == sum(len(e) for e in embeddings) >= 4:
-        z_pred, z_true = knn_redshift(torch.cat(embeddings).numpy(), torch.cat(redshifts).numpy(), n_neighbors)
-        metrics["redshift_sigma_nmad"] = sigma_nmad(z_pred, z_true)
-        metrics["redshift_outlier_fraction"] = outlier_fraction(z_pred, z_true)
+    # Labels may be missing (NaN) in real-data files: every metric uses the labelled objects only.
+    if redshifts and sum(len(z) for z in redshifts) == sum(len(e) for e in embeddings):
+        redshift, embedding = torch.cat(redshifts).numpy(), torch.cat(embeddings).numpy()
+        known = np.isfinite(redshift)
+        if known.sum() >= 4:
+            z_pred, z_true = knn_redshift(embedding[known], redshift[known], n_neighbors)
+            metrics["redshift_sigma_nmad"] = sigma_nmad(z_pred, z_true)
+            metrics["redshift_outlier_fraction"] = outlier_fraction(z_pred, z_true)
     if head_outputs["z"]:
         z_pred, z_true = torch.cat(head_outputs["z"]).numpy(), torch.cat(head_outputs["z_true"]).numpy()
-        metrics["head_redshift_sigma_nmad"] = sigma_nmad(z_pred, z_true)
-        metrics["head_redshift_outlier_fraction"] = outlier_fraction(z_pred, z_true)
+        known = np.isfinite(z_true)
+        if known.any():
+            metrics["head_redshift_sigma_nmad"] = sigma_nmad(z_pred[known], z_true[known])
+            metrics["head_redshift_outlier_fraction"] = outlier_fraction(z_pred[known], z_true[known])
     if head_outputs["m"]:
         residual = torch.cat(head_outputs["m"]) - torch.cat(head_outputs["m_true"])
-        metrics["head_log_mass_sigma"] = float(residual[torch.isfinite(residual)].std())
+        if bool(torch.isfinite(residual).any()):
+            metrics["head_log_mass_sigma"] = float(residual[torch.isfinite(residual)].std())
     if head_outputs["c"]:
-        metrics["head_morphology_f1"] = morphology_f1(
-            torch.cat(head_outputs["c_true"]).numpy(), torch.cat(head_outputs["c"]).numpy()
-        )["f1_macro"]
+        c_pred, c_true = torch.cat(head_outputs["c"]).numpy(), torch.cat(head_outputs["c_true"]).numpy()
+        known = np.isfinite(c_true)
+        if known.any():
+            metrics["head_morphology_f1"] = morphology_f1(c_true[known].astype(np.int64), c_pred[known].astype(np.int64))["f1_macro"]
     for name, values in (("spectrum_r2", r2_all), ("spectrum_r2_images", r2_images)):
         if values:
             values = torch.cat(values)

@@ -131,12 +131,14 @@ def _add_train(subparsers) -> None:
                             "instead of the on-the-fly survey")
     train.add_argument(
         "--init-from", default=None, metavar="MODEL",
-        help="start from the weights of this model file (continued pretraining: new optimiser and schedule)",
+        help="start from the weights of this model file or registered model (e.g. default): continued "
+             "pretraining with a new optimiser and schedule; without --preset the model is the file's",
     )
     train.add_argument("--out", default=None, help="output folder: metrics.csv, latest.pt, model.pt (default runs/pretrain)")
     train.add_argument("--max-steps", type=int, default=None, help="total optimiser steps")
     train.add_argument("--max-time", type=float, default=None, help="stop after this many seconds of training")
-    train.add_argument("--preset", default=None, choices=["tiny", "small", "base"], help="model size")
+    train.add_argument("--preset", default=None, choices=["tiny", "small", "base", "init"],
+                       help="model size ('init': the --init-from model's; its default with --init-from)")
     train.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1")
     train.add_argument("--batch-size", type=int, default=None, help="objects per step per process")
     train.add_argument("--lr", type=float, default=None, help="peak learning rate")
@@ -171,6 +173,8 @@ def _run_train(args) -> int:
         )  # fmt: skip
         if value is not None
     }
+    if args.init_from is not None and args.preset is None and args.config is None:
+        overrides["preset"] = "init"  # continue the given model as it is
     try:
         if args.config is not None:
             config = TrainConfig.from_toml(args.config, **overrides)

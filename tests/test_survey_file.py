@@ -64,3 +64,19 @@ def test_prepare_and_train_from_the_command_line(inputs, tmp_path, capsys):
     assert main(["train", "--data", str(out), "--preset", "tiny", "--max-steps", "2", "--batch-size", "2",
                  "--out", str(run), "--device", "cpu"]) == 0  # fmt: skip
     assert (run / "model.pt").is_file()
+
+
+def test_the_shipped_model_continues_on_a_prepared_file(inputs, tmp_path):
+    from jwst_embed.models.serialization import load_model
+    from jwst_embed.training.pretrain import TrainConfig
+    from jwst_embed.weights import fetch_weights
+
+    out = tmp_path / "survey.h5"
+    prepare_survey(inputs[:3], out, progress=False)
+    run = tmp_path / "adapted"
+    # --init-from a registered name; without --preset the run takes the model's own configuration
+    assert main(["train", "--data", str(out), "--init-from", "default", "--max-steps", "1", "--batch-size", "2",
+                 "--out", str(run), "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    assert load_model(run / "model.pt").config == load_model(fetch_weights("default")).config
+    with pytest.raises(ValueError, match="init_from"):
+        TrainConfig(preset="init")

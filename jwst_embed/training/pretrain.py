@@ -46,6 +46,7 @@ from .checkpoint import (
     atomic_save,
     capture_rng_state,
     load_checkpoint,
+    load_model,
     restore_rng_state,
     save_model,
 )
@@ -98,8 +99,9 @@ class TrainConfig:
 
     Parameters
     ----------
-    preset : {"tiny", "small", "base"}
-        Model size (`~jwst_embed.models.ModelConfig.preset`).
+    preset : {"tiny", "small", "base", "init"}
+        Model size (`~jwst_embed.models.ModelConfig.preset`); ``"init"``: the configuration of the
+        ``init_from`` model (e.g. to continue from the shipped default model).
     model : dict
         Overrides of `~jwst_embed.models.ModelConfig` fields (TOML table ``[model]``).
     loss : dict
@@ -115,10 +117,10 @@ class TrainConfig:
         An HDF5 file to train on instead of the on-the-fly survey: mocks (``jwst-embed
         simulate``) or your own objects (``jwst-embed prepare``).
     init_from : str, optional
-        A model file (``model.pt``, a shipped model such as
-        ``jwst_embed/data/jwst_embed-default-v5.pt``, or a training checkpoint) whose weights
-        start this run: continued pretraining with a fresh optimiser and schedule. Its model
-        configuration must be the one ``preset`` and ``model`` describe. Unlike ``resume``, the
+        A model file (``model.pt``, a training checkpoint) or a registered model name
+        (``"default"``, ``"v5"``, ...; fetched and hash-checked) whose weights start this run:
+        continued pretraining with a fresh optimiser and schedule. Its model configuration must
+        be the one ``preset`` and ``model`` describe, or ``preset="init"`` takes it from the file. Unlike ``resume``, the
         step count, optimiser state and data stream start anew.
     synthetic : bool
         Train on `SyntheticSource` (simple galaxy-like tensors; for tests and
@@ -196,7 +198,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from ..models import ModelConfig
 
-        ModelConfig.preset(self.preset, **self.model)  # validates preset name and overrides
+        if self.preset == "init":
+            if self.init_from is None or self.model:
+                raise ValueError('TrainConfig: preset "init" takes the model configuration from init_from: give '
+                                 "init_from and no [model] overrides")  # fmt: skip
+        else:
+            ModelConfig.preset(self.preset, **self.model)  # validates preset name and overrides
         self.betas = tuple(float(b) for b in self.betas)
         for name in ("batch_size", "max_steps"):
             if int(getattr(self, name)) <= 0:
@@ -344,9 +351,12 @@ class Trainer:
         self.precision = config.resolved_precision(self.device)
         self.progress = progress
         torch.manual_seed(config.seed)  # the same initial weights on every rank
+        init_path = self._init_path(config.init_from) if config.init_from is not None else None
+        if model is None and config.preset == "init":
+            model = MultimodalModel(load_model(init_path).config)
         self.model = model if model is not None else MultimodalModel(ModelConfig.preset(config.preset, **config.model))
-        if config.init_from is not None:
-            self._initialise_from(config.init_from)
+        if init_path is not None:
+            self._initialise_from(init_path)
         self.model.to(self.device)
         self.loss_fn = PretrainingLoss(LossWeights(**config.loss), temperature=config.temperature).to(self.device)
         self.source = source if source is not None else self._default_source()
@@ -411,12 +421,19 @@ class Trainer:
         generator.manual_seed(seed_from("masks", self.config.seed, step, self.context.rank))
         return generator
 
-    def _initialise_from(self, path: str) -> None:
-        """Copy the weights of a model file into the new model (continued pretraining)."""
-        from .checkpoint import load_model
+    @staticmethod
+    def _init_path(name_or_path: str) -> Path:
+        """The model file of ``init_from``: a file, or a registered name (fetched, hash-checked)."""
+        from ..weights import REGISTRY, fetch_weights
 
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"init_from: model file {path} does not exist")
+        if Path(name_or_path).is_file():
+            return Path(name_or_path)
+        if name_or_path in REGISTRY:
+            return fetch_weights(name_or_path)
+        raise FileNotFoundError(f"init_from: model file {name_or_path} does not exist (nor is it a registered model name)")
+
+    def _initialise_from(self, path: Path) -> None:
+        """Copy the weights of a model file into the new model (continued pretraining)."""
         source = load_model(path)
         if source.config.to_dict() != self.model.config.to_dict():
             raise ValueError(

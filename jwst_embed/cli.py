@@ -525,7 +525,7 @@ def _add_prepare(subparsers) -> None:
 def _run_prepare(args) -> int:
     from pathlib import Path
 
-    from .survey_file import prepare_survey
+    from .survey_file import labels_for_files, prepare_survey
 
     output = Path(args.output)
     if output.exists() and not args.append:
@@ -539,24 +539,15 @@ def _run_prepare(args) -> int:
     labels = None
     if args.labels:
         table, label_files = _read_labels(args.labels, command="prepare")
-        rows = {path.resolve(): k for k, path in enumerate(label_files)}
-        # a row names its file by a path (relative to the table) or by its name alone
-        names = [path.name for path in label_files]
-        by_name = {name: k for k, name in enumerate(names) if names.count(name) == 1}
-        index = [rows.get(path.resolve(), by_name.get(path.name)) for path in files]
-        labels = {}
-        for name in table.colnames:
-            if name == "file":
-                continue
-            column = table[name]
-            values = [None if k is None or (hasattr(column, "mask") and column.mask[k]) else column[k] for k in index]
-            labels["redshift" if name == "z" else name] = values
+        labels = labels_for_files(table, label_files, files)
     bands = _parse_bands(args.bands)
     report = prepare_survey(files, output, labels=labels, append=args.append, chunk_size=args.chunk_size,
                             progress=len(files) > args.chunk_size,
                             **({} if bands is None else {"bands": bands}))  # fmt: skip
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason.splitlines()[0]}", file=sys.stderr)
+    for path, reason in report.flagged:
+        print(f"input left out of {path}: {reason}", file=sys.stderr)
     print(f"wrote {report.n_written} objects to {output} ({report.n_objects} in all); "
           f"{len(report.skipped)} files skipped")  # fmt: skip
     return 0

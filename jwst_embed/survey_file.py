@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import astropy.units as u
 import numpy as np
 import torch
 
 from .bands import NIRCAM_BANDS
 from .classes import MORPHOLOGY_CLASSES
-from .io import read_objects
+from .input_checks import check_inputs, without_failed_inputs
+from .io import UnreadableInputWarning, read_objects
 from .preprocessing import (
     DEFAULT_IMAGE_GRID,
     DEFAULT_SPECTRAL_GRID,
@@ -43,7 +45,7 @@ from .preprocessing import (
 )
 from .preprocessing.batch import ModalityTensors
 
-__all__ = ["SURVEY_FORMAT", "PrepareReport", "SurveyFile", "prepare_survey"]
+__all__ = ["SURVEY_FORMAT", "PrepareReport", "SurveyFile", "labels_for_files", "prepare_survey"]
 
 #: Format tag of files written by `prepare_survey`.
 SURVEY_FORMAT = "jwst_embed-survey-1"
@@ -62,20 +64,35 @@ class PrepareReport:
     n_objects : int
         Objects in the file now (more than ``n_written`` when appending).
     skipped : list of (str, str)
-        ``(file, reason)`` for every input left out.
+        ``(file, reason)`` for every input left out: unreadable, or nothing informative in it
+        (`jwst_embed.input_checks`: no detection, or every input failed).
+    flagged : list of (str, str)
+        ``(file, reason)`` for objects written with an input left out (e.g. ``negative:PRISM``).
     """
 
     path: Path
     n_written: int = 0
     n_objects: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    flagged: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _label_values(labels: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
-    """Labels as float64 columns with NaN where unknown (masked, None, NaN or an unknown class)."""
+    """Labels as float64 columns with NaN where unknown (masked, None, NaN or an unknown class).
+
+    A `~astropy.units.Quantity` must carry the label's unit: redshifts dimensionless, masses
+    ``u.Msun`` (stored as log10) or ``u.dex(u.Msun)``; other labels dimensionless.
+    """
     out: dict[str, np.ndarray] = {}
     for name, column in (labels or {}).items():
-        values = np.ma.asarray(getattr(column, "value", column))
+        if isinstance(column, u.Quantity):
+            if name == "log_mass" and not isinstance(column.unit, u.FunctionUnitBase):
+                column = np.log10(column.to_value(u.Msun))  # UnitsError unless a mass
+            elif name == "log_mass":
+                column = u.Dex(column, u.dex(u.Msun)).value
+            else:
+                column = column.to_value(u.dimensionless_unscaled)  # UnitsError names the unit
+        values = np.ma.asarray(column)
         if values.shape[0] != n:
             raise ValueError(f"label column {name!r} has {values.shape[0]} entries for {n} inputs")
         missing = np.ma.getmaskarray(values)
@@ -91,17 +108,53 @@ def _label_values(labels: Mapping[str, Any] | None, n: int) -> dict[str, np.ndar
     return out
 
 
+def labels_for_files(table, table_files: Sequence[Path], files: Sequence[Path]) -> dict[str, list]:
+    """The label columns of a catalogue table, one entry per file of ``files`` (None where absent).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        One row per object, with a ``file`` column and label columns (``z`` is read as ``redshift``).
+    table_files : sequence of `~pathlib.Path`
+        The file each row names (relative paths already resolved against the table's folder).
+    files : sequence of `~pathlib.Path`
+        The inputs, in the order `prepare_survey` gets them.
+
+    Returns
+    -------
+    labels : dict of str to list
+        For `prepare_survey`: a file is matched by its path, or else by its name when exactly one
+        row has that name; masked entries and files without a row are None (missing).
+    """
+    rows = {Path(path).resolve(): k for k, path in enumerate(table_files)}
+    names = [Path(path).name for path in table_files]
+    by_name = {name: k for k, name in enumerate(names) if names.count(name) == 1}
+    index = [rows.get(Path(path).resolve(), by_name.get(Path(path).name)) for path in files]
+    labels = {}
+    for name in table.colnames:
+        if name == "file":
+            continue
+        column = table[name]
+        masked = np.ma.getmaskarray(np.ma.asarray(column))
+        labels["redshift" if name == "z" else name] = [None if k is None or masked[k] else column[k] for k in index]
+    return labels
+
+
 def _read_one(path: str, bands: Sequence[str]) -> tuple[dict, Any]:
-    """One file's cutouts (of ``bands``) and spectrum; raises ValueError when it gives nothing."""
+    """One file's cutouts (of ``bands``) and spectrum; raises ValueError when it gives nothing.
+
+    A file that fails goes into the report with its error, so astropy's warnings about it (a
+    damaged header) are not repeated; a file read in part warns that it was (the readers'
+    `~jwst_embed.io.UnreadableInputWarning`).
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         images, spectra = read_objects([path], bands=tuple(bands))
-    for warning in caught:  # a part of the file unreadable: said in the report, not lost
-        if not issubclass(warning.category, DeprecationWarning):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    for warning in caught:
+        if issubclass(warning.category, UnreadableInputWarning):
+            warnings.warn(warning.message, UnreadableInputWarning, stacklevel=3)
     images = {band: entries[0] for band, entries in images.items() if entries[0] is not None}
-    spectrum = spectra[0] if spectra else None
-    return images, spectrum
+    return images, spectra[0] if spectra else None
 
 
 def prepare_survey(
@@ -214,6 +267,15 @@ def prepare_survey(
                 except (OSError, ValueError, TypeError) as err:
                     report.skipped.append((paths[row], str(err)))
                     continue
+                # the checks the predictions make: a failed input (a sign flip, a wrong unit) is
+                # left out, and an object with nothing informative left is not trained on
+                check = check_inputs(batch)
+                if bool(check.uninformative[0]):
+                    report.skipped.append((paths[row], f"nothing usable: {check.reasons[0]}"))
+                    continue
+                if check.reasons[0]:
+                    report.flagged.append((paths[row], check.reasons[0]))
+                batch = without_failed_inputs(batch, check)
                 objects.append(batch)
                 rows.append(row)
             if not objects:

@@ -80,3 +80,31 @@ def test_the_shipped_model_continues_on_a_prepared_file(inputs, tmp_path):
     assert load_model(run / "model.pt").config == load_model(fetch_weights("default")).config
     with pytest.raises(ValueError, match="init_from"):
         TrainConfig(preset="init")
+
+
+def test_label_units_are_checked_not_dropped(inputs, tmp_path):
+    import astropy.units as u
+
+    masses = [1e9, 1e10] * u.Msun
+    report = prepare_survey(inputs[:2], tmp_path / "a.h5", labels={"log_mass": masses}, progress=False)
+    assert report.n_written == 2
+    np.testing.assert_allclose(SurveyFile(tmp_path / "a.h5").read().targets["log_mass"].numpy(), [9.0, 10.0])
+    with pytest.raises(u.UnitsError):
+        prepare_survey(inputs[:2], tmp_path / "b.h5", labels={"redshift": [1.0, 2.0] * u.km}, progress=False)
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_inputs_that_fail_the_checks_do_not_enter_the_file(inputs, tmp_path):
+    from astropy.io import fits
+
+    # a sign-flipped copy of a real spectrum: nothing informative left, so it is not trained on
+    flipped = tmp_path / "flipped.spec.fits"
+    source = next(path for path in inputs if path.name.endswith(".spec.fits"))
+    with fits.open(source) as hdul:
+        table = hdul["SPEC1D"].data.copy()
+        table["flux"] = -np.abs(table["flux"]) * 5
+        hdul["SPEC1D"].data = table
+        hdul.writeto(flipped)
+    report = prepare_survey([inputs[0], flipped], tmp_path / "c.h5", progress=False)
+    assert report.n_written == 1
+    assert report.skipped == [(str(flipped), report.skipped[0][1])] and "negative" in report.skipped[0][1]

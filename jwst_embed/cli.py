@@ -126,9 +126,12 @@ def _add_train(subparsers) -> None:
         ),
     )
     train.add_argument("--config", default=None, help="TOML file of TrainConfig fields (every field optional)")
-    train.add_argument("--data", default=None,
+    train.add_argument("--data", default=None, action="append", metavar="FILE",
                        help="HDF5 file of mocks (jwst-embed simulate) or of your own objects (jwst-embed prepare) "
-                            "instead of the on-the-fly survey")
+                            "instead of the on-the-fly survey; repeat to mix several in every batch, "
+                            "'mock-survey' for the on-the-fly survey")
+    train.add_argument("--mix", default=None, type=float, nargs="+", metavar="SHARE",
+                       help="shares of the --data entries in every batch, in their order (default: equal)")
     train.add_argument(
         "--init-from", default=None, metavar="MODEL",
         help="start from the weights of this model file or registered model (e.g. default): continued "
@@ -167,7 +170,7 @@ def _run_train(args) -> int:
     overrides = {
         name: value
         for name, value in (
-            ("data", args.data), ("init_from", args.init_from), ("out_dir", args.out), ("max_steps", args.max_steps), ("max_time_s", args.max_time), ("preset", args.preset),
+            ("data", args.data), ("mix", args.mix), ("init_from", args.init_from), ("out_dir", args.out), ("max_steps", args.max_steps), ("max_time_s", args.max_time), ("preset", args.preset),
             ("device", args.device), ("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
             ("precision", args.precision), ("compile", args.compile), ("synthetic", args.synthetic),
         )  # fmt: skip

@@ -11,7 +11,16 @@ from .checkpoint import (
     save_model,
     to_plain,
 )
-from .data import DataSource, FileSource, IndexedSource, SurveySource, SyntheticSource
+from .data import (
+    MOCK_SURVEY,
+    DataSource,
+    FileSource,
+    IndexedSource,
+    MixedSource,
+    SurveySource,
+    SyntheticSource,
+    mix_counts,
+)
 from .distributed import (
     DistributedContext,
     all_reduce_mean,
@@ -41,6 +50,9 @@ __all__ = [
     "SurveySource",
     "FileSource",
     "SyntheticSource",
+    "MixedSource",
+    "mix_counts",
+    "MOCK_SURVEY",
     "cosine_with_warmup",
     "parameter_groups",
     "METRIC_COLUMNS",

@@ -2,11 +2,12 @@
 
 A data source yields `~jwst_embed.preprocessing.Batch` objects with random access
 by batch index (`DataSource`): batch ``k`` depends only on the source's seed and
-``k``, so a distributed or resumed run can start the stream at any index. Three
+``k``, so a distributed or resumed run can start the stream at any index. Four
 sources implement `IndexedSource`: the on-the-fly mock survey (`SurveySource`),
-a prepared mock HDF5 file (`FileSource`) and simple galaxy-like tensors that need
-neither the SPS library nor files (`SyntheticSource`). Each also provides a fixed
-held-out validation set (``validation_batches``).
+a prepared HDF5 file of mocks or of real objects (`FileSource`), simple galaxy-like
+tensors that need neither the SPS library nor files (`SyntheticSource`), and a mix of
+these in fixed proportions (`MixedSource`). Each also provides a fixed held-out
+validation set (``validation_batches``).
 
 Examples
 --------
@@ -21,16 +22,24 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-__all__ = ["DataSource", "IndexedSource", "SurveySource", "FileSource", "SyntheticSource"]
+if TYPE_CHECKING:
+    from ..preprocessing.batch import Batch
+
+__all__ = ["DataSource", "IndexedSource", "SurveySource", "FileSource", "SyntheticSource", "MixedSource",
+           "mix_counts", "MOCK_SURVEY"]
+
+#: The data entry that stands for the on-the-fly mock survey in a mix of sources.
+MOCK_SURVEY = "mock-survey"
 
 
 def seed_from(*parts: Any) -> int:
@@ -103,6 +112,10 @@ class FileSource(IndexedSource):
     The first ``holdout`` objects are the validation set and never trained on;
     the rest are reshuffled every epoch with a permutation seeded by ``(seed, epoch)``
     (incomplete last batches of an epoch are dropped so every batch has ``batch_size`` objects).
+
+    Batch ``k`` reads only its own rows from the file. Under ``torchrun`` process ``rank``
+    of ``world_size`` reads batches ``rank, rank + world_size, ...``, so the processes read
+    disjoint shards of every epoch (a new split each epoch) and none loads the whole file.
 
     Parameters
     ----------
@@ -263,6 +276,112 @@ class SyntheticSource(IndexedSource):
     def validation_batches(self, n_objects: int) -> list:
         seed = seed_from("validation", self.seed)
         return [self.batch(k, size, seed=seed) for k, size in enumerate(_chunk_sizes(n_objects, self.batch_size))]
+
+
+def mix_counts(weights, batch_size: int) -> list[int]:
+    """Objects per batch from each source: ``batch_size`` split in proportion to ``weights``.
+
+    Largest remainders, and at least one object from every source with a positive weight.
+
+    Parameters
+    ----------
+    weights : sequence of float
+        Non-negative shares (need not sum to 1).
+    batch_size : int
+        Objects per batch.
+
+    Returns
+    -------
+    counts : list of int
+        Summing to ``batch_size``.
+
+    Raises
+    ------
+    ValueError
+        Negative or non-finite weights, none positive, or fewer objects per batch than
+        sources with a positive weight.
+
+    Examples
+    --------
+    >>> from jwst_embed.training.data import mix_counts
+    >>> mix_counts([0.75, 0.25], 64), mix_counts([1, 1, 1], 10)
+    ([48, 16], [4, 3, 3])
+    """
+    weights = np.asarray(weights, dtype=float)
+    if weights.ndim != 1 or not np.isfinite(weights).all() or (weights < 0).any() or not (weights > 0).any():
+        raise ValueError(f"mix weights must be non-negative numbers, at least one positive; got {weights.tolist()}")
+    active = weights > 0
+    if batch_size < int(active.sum()):
+        raise ValueError(f"batch size {batch_size} is smaller than the number of mixed sources ({int(active.sum())})")
+    share = weights / weights.sum() * batch_size
+    counts = np.where(active, np.maximum(np.floor(share), 1), 0).astype(int)
+    while counts.sum() < batch_size:  # hand out the rest by largest remainder
+        counts[np.argmax(np.where(active, share - counts, -np.inf))] += 1
+    while counts.sum() > batch_size:  # the minimum of one overshot: take from the largest
+        counts[np.argmax(np.where(counts > 1, counts - share, -np.inf))] -= 1
+    return counts.tolist()
+
+
+class MixedSource(IndexedSource):
+    """Batches drawn from several sources in fixed proportions (e.g. real files and mocks).
+
+    Every batch holds ``counts[i]`` objects of source ``i`` (`mix_counts`); source ``i``
+    serves its part of batch ``k`` as its own batch ``k``, so the mix keeps random access
+    (and under ``torchrun`` each process reads only its batches' rows). Modalities a source
+    lacks are absent for its objects; labels a source lacks are NaN (unknown) for its objects,
+    so the supervised terms use only the objects that have that label while the
+    self-supervised terms use every object.
+
+    Parameters
+    ----------
+    sources : sequence of `IndexedSource`
+        The sources, each built with its own ``batch_size`` equal to its count.
+
+    Examples
+    --------
+    >>> from jwst_embed.training.data import MixedSource, SyntheticSource, mix_counts
+    >>> counts = mix_counts([3, 1], 8)
+    >>> parts = [SyntheticSource(n, seed=i, bands=("F150W",), image_size=16, spectrum_length=32)
+    ...          for i, n in enumerate(counts)]
+    >>> len(MixedSource(parts).batch(0)), counts
+    (8, [6, 2])
+    """
+
+    def __init__(self, sources) -> None:
+        self.sources = list(sources)
+        if not self.sources:
+            raise ValueError("MixedSource needs at least one source")
+        self.counts = [int(source.batch_size) for source in self.sources]
+        self.batch_size = sum(self.counts)
+
+    def batch(self, index: int, size: int | None = None):
+        if size is not None and size != self.batch_size:
+            raise ValueError(f"a MixedSource serves batches of {self.batch_size} objects, not {size}")
+        return collate_mixed([source.batch(index) for source in self.sources])
+
+    def validation_batches(self, n_objects: int) -> list:
+        """Each source's validation objects, in proportion to its count (its own batches)."""
+        shares = mix_counts(self.counts, max(int(n_objects), len(self.sources)))
+        return [batch for source, n in zip(self.sources, shares, strict=True) for batch in source.validation_batches(n)]
+
+
+def collate_mixed(batches) -> Batch:
+    """`~jwst_embed.preprocessing.Batch.collate` for batches with different labels: missing
+    ones become NaN (unknown), integer labels become float32 to hold the NaN."""
+    from ..preprocessing.batch import Batch
+
+    keys = sorted({key for batch in batches for key in batch.targets})
+    shapes = {key: next(batch.targets[key].shape[1:] for batch in batches if key in batch.targets) for key in keys}
+    filled = []
+    for batch in batches:
+        targets = {}
+        for key in keys:
+            value = batch.targets.get(key)
+            if value is None:
+                value = torch.full((len(batch), *shapes[key]), float("nan"), device=batch.device)
+            targets[key] = value if value.is_floating_point() else value.float()
+        filled.append(dataclasses.replace(batch, targets=targets))
+    return Batch.collate(filled)
 
 
 def _chunk_sizes(n: int, batch_size: int) -> list[int]:

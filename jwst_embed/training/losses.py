@@ -345,9 +345,15 @@ class PretrainingLoss(nn.Module):
             # Every mock object has a true spectrum: reconstruct it (denoised, also for objects
             # observed without one), with equal weight per pixel.
             truth = targets["spectrum_noiseless"].float()
-            output.spectrum_target = asinh_stretch(truth, output.spectrum_softening_njy)
-            output.spectrum_weight = torch.isfinite(truth).float()
-            output.spectrum_target = torch.nan_to_num(output.spectrum_target)
+            target = torch.nan_to_num(asinh_stretch(truth, output.spectrum_softening_njy))
+            weight = torch.isfinite(truth).float()
+            # Objects without a true spectrum (real ones mixed with mocks: all NaN) keep their
+            # observed spectrum as the target, with its own weights.
+            unknown = ~torch.isfinite(truth).any(dim=1, keepdim=True)
+            if output.spectrum_target is not None:
+                target = torch.where(unknown, output.spectrum_target.float(), target)
+                weight = torch.where(unknown, output.spectrum_weight.float(), weight)
+            output.spectrum_target, output.spectrum_weight = target, weight
         if output.spectrum_reconstruction is not None and w.spectrum_mask:
             r = output.spectrum_reconstruction
             terms["spectrum_mask"] = (

@@ -55,11 +55,14 @@ from .checkpoint import (
 # imported here for the trainer and so that ``from jwst_embed.training.pretrain import
 # SyntheticSource, cosine_with_warmup`` keeps working.
 from .data import (
+    MOCK_SURVEY,
     DataSource,
     FileSource,
     IndexedSource,
+    MixedSource,
     SurveySource,
     SyntheticSource,
+    mix_counts,
     seed_from,
     to_device,
 )
@@ -74,7 +77,7 @@ __all__ = [
 ]
 
 #: Settings that define a run's data stream and batches: resuming with other values is refused.
-_STREAM_FIELDS = ("seed", "batch_size", "synthetic")
+_STREAM_FIELDS = ("seed", "batch_size", "synthetic", "mix")
 
 #: Files a run writes into its ``out_dir``; a new run refuses a folder holding any of them.
 RUN_FILES = ("metrics.csv", "latest.pt", "model.pt")
@@ -113,9 +116,14 @@ class TrainConfig:
     survey : dict
         `~jwst_embed.simulation.survey.SurveyConfig` fields, e.g. ``bands``
         (TOML table ``[survey]``); ignored with ``data``.
-    data : str, optional
+    data : str or list of str, optional
         An HDF5 file to train on instead of the on-the-fly survey: mocks (``jwst-embed
-        simulate``) or your own objects (``jwst-embed prepare``).
+        simulate``) or your own objects (``jwst-embed prepare``). Several entries are mixed in
+        every batch (`~jwst_embed.training.MixedSource`); the entry ``"mock-survey"``
+        stands for the on-the-fly mock survey (configured by ``survey``).
+    mix : list of float, optional
+        Shares of the ``data`` entries in every batch (e.g. ``[0.25, 0.75]``; need not sum
+        to 1). Default: equal shares.
     init_from : str, optional
         A model file (``model.pt``, a training checkpoint) or a registered model name
         (``"default"``, ``"v5"``, ...; fetched and hash-checked) whose weights start this run:
@@ -171,7 +179,8 @@ class TrainConfig:
     loss: dict = field(default_factory=dict)
     temperature: float = 0.07
     survey: dict = field(default_factory=dict)
-    data: str | None = None
+    data: str | list[str] | None = None
+    mix: list[float] | None = None
     init_from: str | None = None
     synthetic: bool = False
     batch_size: int = 64
@@ -222,9 +231,26 @@ class TrainConfig:
         if self.out_dir is not None:
             self.out_dir = str(self.out_dir)
         if self.data is not None:
-            self.data = str(self.data)
+            entries = [self.data] if isinstance(self.data, (str, os.PathLike)) else list(self.data)
+            if not entries:
+                raise ValueError("TrainConfig.data: give at least one file (or leave it out)")
+            entries = [str(entry) for entry in entries]
+            self.data = entries[0] if len(entries) == 1 else entries
+        if self.mix is not None:
+            n_data = len(self.data_entries)
+            self.mix = [float(share) for share in self.mix]
+            if len(self.mix) != n_data:
+                raise ValueError(f"TrainConfig.mix has {len(self.mix)} shares for {n_data} data entries")
+            mix_counts(self.mix, self.batch_size)  # non-negative, one positive, enough objects per batch
         if self.init_from is not None:
             self.init_from = str(self.init_from)
+
+    @property
+    def data_entries(self) -> list[str]:
+        """``data`` as a list (empty: train on the on-the-fly survey or synthetic batches)."""
+        if self.data is None:
+            return []
+        return [self.data] if isinstance(self.data, str) else list(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (TOML/JSON friendly; loads back with `from_dict`)."""
@@ -396,8 +422,23 @@ class Trainer:
             options = {k: v for k, v in config.survey.items() if k in ("bands", "spectrum_fraction")}
             return SyntheticSource(config.batch_size, config.seed, image_size=model_config.image_size,
                                    spectrum_length=model_config.spectrum_length, device=self.device, **options)  # fmt: skip
-        if config.data is not None:
-            return FileSource(config.data, config.batch_size, config.seed, holdout=config.n_validation, device=self.device)
+        entries = config.data_entries
+        if len(entries) > 1 or (entries and config.mix is not None):
+            counts = mix_counts(config.mix or [1.0] * len(entries), config.batch_size)
+            holdouts = mix_counts(counts, max(config.n_validation, len(entries))) if config.n_validation else [0] * len(entries)
+            return MixedSource([
+                self._one_source(entry, count, seed_from("mix", config.seed, i) % 2**31, holdout)
+                for i, (entry, count, holdout) in enumerate(zip(entries, counts, holdouts, strict=True))
+                if count > 0
+            ])  # fmt: skip
+        if entries:
+            return self._one_source(entries[0], config.batch_size, config.seed, config.n_validation)
+        return self._one_source(MOCK_SURVEY, config.batch_size, config.seed, config.n_validation)
+
+    def _one_source(self, entry: str, batch_size: int, seed: int, holdout: int) -> IndexedSource:
+        config, model_config = self.config, self.model.config
+        if entry != MOCK_SURVEY:
+            return FileSource(entry, batch_size, seed, holdout=holdout, device=self.device)
         from ..simulation.survey import MockSurvey, SurveyConfig
 
         survey_config = SurveyConfig.from_dict(config.survey)
@@ -409,7 +450,7 @@ class Trainer:
                 f"do not match the model ({model_config.image_size}, {model_config.spectrum_length}); "
                 "set [model] image_size / spectrum_length or the survey grids to agree"
             )
-        return SurveySource(MockSurvey(survey_config, device=self.device), config.batch_size, config.seed)
+        return SurveySource(MockSurvey(survey_config, device=self.device), batch_size, seed)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:

@@ -168,8 +168,9 @@ def quick_validation(
                 output = model(batch, mask_inputs=False, modality_dropout=False)
             embeddings.append(output.fused.float().cpu())
             targets: Mapping[str, Tensor] = getattr(batch, "targets", None) or {}
-            if "redshift" in targets:
-                redshifts.append(targets["redshift"].float().cpu())
+            # objects without the label (e.g. a real file in a mix) count as unknown, not left out
+            redshifts.append(targets["redshift"].float().cpu() if "redshift" in targets
+                             else torch.full((len(output.fused),), float("nan")))  # fmt: skip
             if heads is not None:
                 fused = output.fused.float()
                 for key, head, label, read in (
@@ -202,7 +203,7 @@ def quick_validation(
         model.train(was_training)
     metrics: dict[str, float] = {}
     # Labels may be missing (NaN) in real-data files: every metric uses the labelled objects only.
-    if redshifts and sum(len(z) for z in redshifts) == sum(len(e) for e in embeddings):
+    if redshifts:
         redshift, embedding = torch.cat(redshifts).numpy(), torch.cat(embeddings).numpy()
         known = np.isfinite(redshift)
         if known.sum() >= 4:

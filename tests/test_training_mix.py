@@ -184,3 +184,23 @@ def test_torchrun_trains_on_a_mix_of_files(survey_file, tmp_path):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("done at step 2") == 1
+
+
+def test_prepare_without_the_real_examples_reports_bad_files_masks_labels_and_trains(tmp_path):
+    """The same checks as tests/test_survey_file.py, on generated files (runs where ../shared is absent)."""
+    from jwst_embed.survey_file import SurveyFile
+
+    paths = write_msaexp_spectra(tmp_path / "spectra", 6, seed=3)
+    bad = tmp_path / "spectra" / "broken.spec.fits"
+    bad.write_bytes(paths[0].read_bytes()[:3000])
+    redshift = np.ma.masked_array([1.5, 2.0, 9.0, 0.0, 4.0, 5.0, 6.0], mask=[0, 0, 0, 1, 0, 0, 0])
+    report = prepare_survey([*paths[:2], bad, *paths[2:]], tmp_path / "s.h5", labels={"redshift": redshift},
+                            progress=False)  # fmt: skip
+    assert [p.rsplit("/", 1)[-1] for p, _ in report.skipped] == ["broken.spec.fits"] and report.n_written == 6
+    z = SurveyFile(tmp_path / "s.h5").read().targets["redshift"].numpy()
+    np.testing.assert_array_equal(z[[0, 1, 3, 4, 5]], [1.5, 2.0, 4.0, 5.0, 6.0])  # the bad file's 9.0 went with it
+    assert np.isnan(z[2])  # masked: unknown, not 0
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "s.h5"), "--preset", "tiny", "--max-steps", "2", "--batch-size", "2",
+                 "--out", str(run), "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    assert (run / "model.pt").is_file()

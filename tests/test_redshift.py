@@ -108,7 +108,10 @@ def test_chi2_at_matches_the_full_fit(fitter, bright_sample):
     some[:, 10:20] = True
     partial = fitter.chi2_at(flux, ivar, mask, some)
     assert np.isinf(partial[~some]).all()
-    np.testing.assert_allclose(partial[some], chi2[some])
+    # a few pairs are solved one by one (SciPy), the whole grid in a batch: the same minimum to
+    # 1e-4, and where they differ the one-by-one solve is the lower (better) one
+    np.testing.assert_allclose(partial[some], chi2[some], rtol=1e-4)
+    assert (partial[some] <= chi2[some] * (1 + 1e-9)).all()
     subset = fitter.subset(["sf_200myr", "ssp_1gyr"])
     assert subset.template_names == ("sf_200myr", "ssp_1gyr") and subset.template_cube.shape[1] == 2
     # fewer templates can only fit worse

@@ -56,16 +56,31 @@ class SpectrumArrays:
 
 
 _NJY = u.nJy
+_FLAMBDA = u.erg / u.s / u.cm**2 / u.AA
 
 
 def _to_njy_factor(unit: u.UnitBase, wave_um: np.ndarray, name: str, cache: dict) -> np.ndarray:
     """Per-pixel factor converting ``unit`` to nJy at these wavelengths (conversion is linear)."""
+    if isinstance(unit, u.FunctionUnitBase):
+        raise u.UnitsError(f"{name} unit '{unit}' is logarithmic (magnitudes); give flux densities")
+    # f_nu scales by a constant and f_lambda by a constant times lambda^2: one conversion per
+    # unit serves every wavelength array (real spectra each have their own); other spectral
+    # densities go through astropy at these wavelengths.
+    kind = cache.get(("unit kind", unit))
+    if kind is None:
+        if unit.is_equivalent(_NJY):
+            kind = ("f_nu", unit.to(_NJY))
+        elif unit.is_equivalent(_FLAMBDA):
+            kind = ("f_lambda", (1.0 * unit).to_value(_NJY, equivalencies=u.spectral_density(1.0 * u.um)))
+        else:
+            kind = ("other", None)
+        cache[("unit kind", unit)] = kind
+    if kind[0] == "f_nu":
+        return np.broadcast_to(np.float64(kind[1]), wave_um.shape)
+    if kind[0] == "f_lambda":
+        return kind[1] * wave_um**2
     key = (unit, wave_um.tobytes())
     if key not in cache:
-        if isinstance(unit, u.FunctionUnitBase):
-            raise u.UnitsError(
-                f"{name} unit '{unit}' is logarithmic (magnitudes); give flux densities"
-            )
         try:
             factor = (1.0 * unit).to_value(_NJY, equivalencies=u.spectral_density(wave_um * u.um))
         except u.UnitsError as err:

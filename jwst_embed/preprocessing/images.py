@@ -29,7 +29,8 @@ sources it is second-order accurate (unlike treating each input pixel as a flat
 box, which leaves errors of a few per cent of the peak under rotation). This is
 a sparse matrix ``W`` (output pixels x input pixels), built once per input shape
 and affine transform and cached; the flux is ``W @ f`` and the variance
-``(W * W) @ var``.
+``(W * W) @ var``. When the output pixels *are* input pixels (same scale and orientation,
+centres aligned to 1e-5 pixel: a cutout already on the model grid), they are copied.
 """
 
 from __future__ import annotations
@@ -177,6 +178,16 @@ def _resampling_matrices(
         _MATRIX_CACHE.move_to_end(key)
         return cached
     ny, nx = input_shape
+    shift = origin - (n_out - 1) / 2  # input (x, y) of output pixel (0, 0)
+    if np.allclose(jacobian, np.eye(2), rtol=0, atol=1e-7) and np.allclose(shift, np.round(shift), rtol=0, atol=1e-5):
+        # The output pixels are input pixels (same scale and orientation, centres aligned, as for
+        # a cutout already on the model grid): copy them, rather than integrate the bilinear
+        # surface, which would smooth the noise of an image that needs no resampling.
+        result = _aligned_matrices(input_shape, np.round(shift).astype(np.int64), n_out)
+        _MATRIX_CACHE[key] = result
+        if len(_MATRIX_CACHE) > _MATRIX_CACHE_SIZE:
+            _MATRIX_CACHE.popitem(last=False)
+        return result
     # Output-pixel area in input pixels; sub-pixels no larger than ~1/2 input pixel on a side
     # (the bilinear surface is smooth, so finer sampling changes little and costs build time).
     area_ratio = abs(float(np.linalg.det(jacobian)))
@@ -221,6 +232,19 @@ def _resampling_matrices(
     if len(_MATRIX_CACHE) > _MATRIX_CACHE_SIZE:
         _MATRIX_CACHE.popitem(last=False)
     return result
+
+
+def _aligned_matrices(input_shape: tuple[int, int], shift: np.ndarray, n_out: int):
+    """`_resampling_matrices` for output pixel (col, row) = input pixel (shift + (col, row))."""
+    ny, nx = input_shape
+    row, col = np.divmod(np.arange(n_out * n_out), n_out)
+    x, y = shift[0] + col, shift[1] + row
+    inside = (x >= 0) & (x < nx) & (y >= 0) & (y < ny)
+    index = np.flatnonzero(inside)
+    matrix = sparse.csr_matrix(
+        (np.ones(index.size), (index, y[inside] * nx + x[inside])), shape=(n_out * n_out, ny * nx)
+    )
+    return matrix, matrix.copy(), inside.astype(np.float64)
 
 
 def _band_of(nddata: Any, band: Any) -> str | None:

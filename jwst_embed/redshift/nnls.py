@@ -43,7 +43,7 @@ def nnls_normal_equations(
         Cap on the outer (add-a-variable) iterations; default ``3 K``.
     one_by_one : bool, optional
         Solve each problem with `scipy.optimize.nnls` on the Cholesky factor of ``G`` instead of
-        all together; default: for CPU batches of at most `ONE_BY_ONE_MAX` unknowns in all (and
+        all together; default: for CPU batches of at most ``ONE_BY_ONE_MAX`` (16,384) unknowns in all (and
         no ``max_iter``). Both give the same minimiser.
 
     Returns

@@ -35,6 +35,8 @@ import math
 import numpy as np
 import torch
 
+from ..classes import MORPHOLOGY_CLASSES
+
 __all__ = [
     "MORPHOLOGY_CLASSES",
     "morphology_fractions",
@@ -43,8 +45,8 @@ __all__ = [
     "sample_structure",
 ]
 
-#: Morphology classes; the integer label of a class is its index here.
-MORPHOLOGY_CLASSES = ("spheroid", "disk", "bulge+disk", "clumpy", "merger", "point source")
+# The classes (the integer label of a class is its index) are the package's one list, which the
+# model's morphology head predicts: `jwst_embed.classes.MORPHOLOGY_CLASSES`.
 
 # Class probabilities at the redshift nodes (rows: spheroid, disk, bulge+disk, clumpy, merger,
 # point source); linear in z between nodes, constant outside.

@@ -1,6 +1,8 @@
 """Shared fixtures: the real JWST example files live in ../shared/real beside the checkout."""
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,21 @@ def real_dir():
     if not REAL_DIR.is_dir():
         pytest.skip(f"real JWST examples not found at {REAL_DIR} (set JWST_EMBED_REAL_DATA)")
     return REAL_DIR
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``load(name)``: import ``benchmarks/<name>.py`` (with ``benchmarks/`` on the path for its helpers)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str):
+        sys.path.insert(0, str(folder))
+        try:
+            spec = importlib.util.spec_from_file_location(f"benchmark_{name}", folder / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(folder))
+        return module
+
+    return load

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,19 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its helper real_data.py
-    try:
-        spec = importlib.util.spec_from_file_location("adaptation_benchmark", ROOT / "benchmarks" / "adaptation.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
-
-
-def test_the_docs_table_is_the_committed_results():
-    module = _module()
+def test_the_docs_table_is_the_committed_results(benchmark_script):
+    module = benchmark_script("adaptation")
     results = json.loads((RESULTS / "adaptation.json").read_text())
     assert (RESULTS / "adaptation.rst").read_text() == module.rst_table(results)
     changed = json.loads(json.dumps(results))
@@ -33,9 +20,9 @@ def test_the_docs_table_is_the_committed_results():
     assert module.rst_table(changed) != module.rst_table(results)
 
 
-def test_the_benchmark_runs_and_scores_held_out_objects(real_dir, tmp_path, capsys):
+def test_the_benchmark_runs_and_scores_held_out_objects(benchmark_script, real_dir, tmp_path, capsys):
     pytest.importorskip("bagpipes")  # the mock experiment simulates galaxies
-    module = _module()
+    module = benchmark_script("adaptation")
     assert module.main(["--quick", "--json", "--out", str(tmp_path), "--real-root", str(real_dir)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for name, n in (("real", 15), ("mock", 32)):

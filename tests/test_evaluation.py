@@ -243,20 +243,7 @@ def test_all_is_public_and_documented():
         assert getattr(evaluation, name).__doc__
 
 
-def _real_redshift_module():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its helper real_data.py
-    try:
-        spec = importlib.util.spec_from_file_location("real_redshift", ROOT / "benchmarks" / "real_redshift.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
-
-
-def test_readme_real_redshift_table_matches_the_results():
+def test_readme_real_redshift_table_matches_the_results(benchmark_script):
     """README.rst's table of redshifts on real spectra carries the numbers of real_redshift.json."""
     readme = (ROOT / "README.rst").read_text()
     start, end = ".. real-redshift-start", ".. real-redshift-end"
@@ -264,9 +251,10 @@ def test_readme_real_redshift_table_matches_the_results():
         pytest.skip("README.rst has no real-spectra table (markers absent)")
     result = json.loads((ROOT / "benchmarks" / "results" / "real_redshift.json").read_text())
     block = readme.split(start, 1)[1].split(end, 1)[0]
-    expected = _real_redshift_module().make_rst(result)
+    module = benchmark_script("real_redshift")
+    expected = module.make_rst(result)
     assert _numbers(block) == _numbers(expected), "README real-spectra table is stale: paste real_redshift.rst"
     stale = json.loads(json.dumps(result))
     first = next(iter(stale["methods"]))
     stale["methods"][first]["all"]["sigma_nmad"] += 0.01
-    assert _numbers(_real_redshift_module().make_rst(stale)) != _numbers(block)
+    assert _numbers(module.make_rst(stale)) != _numbers(block)

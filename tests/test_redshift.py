@@ -120,6 +120,28 @@ def test_chi2_at_matches_the_full_fit(fitter, bright_sample):
         fitter.subset(["nope"])
 
 
+def test_unconstrained_chi2_bounds_the_non_negative_fit_from_below(fitter, bright_sample):
+    s = bright_sample
+    flux, ivar, mask = s["spectrum"][:4], s["spectrum_ivar"][:4], s["spectrum_mask"][:4]
+    some = np.zeros((4, fitter.z_grid.size), dtype=bool)
+    some[:, ::7] = True
+    some[1, 3] = True
+    nnls = fitter.chi2_at(flux, ivar, mask, some)
+    bound = fitter.unconstrained_chi2_at(flux, ivar, mask, some)
+    assert np.isinf(bound[~some]).all() and np.isfinite(bound[some]).all()
+    assert (bound[some] <= nnls[some]).all()
+    # a bound worth having: at most redshifts the signs the physics forbids would help a lot
+    assert np.median(bound[some] / nnls[some]) > 0.3
+    # with one template, coefficients of either sign fit |c|: the non-negative fit is the same
+    # wherever its best coefficient is positive
+    single = fitter.subset(["sf_200myr"])
+    one_nnls, one_bound = single.chi2_at(flux, ivar, mask, some), single.unconstrained_chi2_at(flux, ivar, mask, some)
+    same = one_nnls[some] < (flux.double() ** 2 * ivar.double()).sum(dim=1).numpy()[np.nonzero(some)[0]]
+    np.testing.assert_allclose(one_bound[some][same], one_nnls[some][same], rtol=1e-6)
+    with pytest.raises(ValueError, match="evaluate"):
+        fitter.unconstrained_chi2_at(flux, ivar, mask, some[:, :-1])
+
+
 def test_binned_fitter_matches_binned_spectra(fitter, bright_sample):
     s = bright_sample
     coarse = fitter.binned(8)
@@ -216,6 +238,34 @@ def test_a_wrong_network_cannot_veto_the_data(fitter, bright_sample):
     # without a floor worth the name the network wins
     stubborn = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter, floor=1e-300)
     assert (np.abs(stubborn.z - z_true) / (1 + z_true) < 0.05).mean() < rescued.mean()
+
+
+def test_the_scan_skips_only_redshifts_that_cannot_matter(fitter, bright_sample, monkeypatch):
+    """Scan points ruled out by the unconstrained bound change nothing: right or wrong network."""
+    from jwst_embed.redshift import TemplateFitter as Fitter
+
+    s = bright_sample
+    z_true = s["redshift"].numpy().astype(np.float64)
+    edges = np.linspace(0.0, math.log1p(16.0), 513)
+    calls = {"bounded": 0}
+    bound = Fitter.unconstrained_chi2_at
+
+    def counted(self, *args):
+        out = bound(self, *args)
+        calls["bounded"] += int(np.isfinite(out).sum())
+        return out
+
+    for centre in (z_true, np.clip((1 + z_true) * 1.5 - 1, 0.05, 15.5)):
+        pdf = _gaussian_pdf(centre, 0.005, edges)
+        monkeypatch.setattr(Fitter, "unconstrained_chi2_at", counted)
+        pruned = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter)
+        # a bound of 0 rules nothing out: every scan point gets its non-negative fit
+        monkeypatch.setattr(Fitter, "unconstrained_chi2_at", lambda self, f, i, m, e: np.where(e, 0.0, np.inf))
+        full = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter)
+        np.testing.assert_allclose(pruned.z, full.z, rtol=1e-9)
+        np.testing.assert_allclose(pruned.pz, full.pz, atol=1e-9)
+        np.testing.assert_array_equal(pruned.z_flag, full.z_flag)
+    assert calls["bounded"] > 0
 
 
 def test_joint_rejects_bad_arguments(fitter, bright_sample):

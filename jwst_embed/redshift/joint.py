@@ -24,7 +24,10 @@ It is evaluated where it matters, which is what makes it cheap:
    templates (`SCAN_TEMPLATES`) on the spectrum binned 8 to 1 (64 pixels): at that resolution
    chi2 varies slowly with z, so a sparse scan does not step over a minimum, and it costs little;
    it finds where the continuum, the breaks and the strong (blended) lines would put the
-   redshift;
+   redshift. A scan point gets its non-negative fit only where the fit with coefficients of
+   either sign (one linear solve, a lower bound of chi2) beats the window's best scan fit;
+   elsewhere it can neither rescue nor set the scale below, so the bound stands in for it
+   (~97% of the scan points of real spectra; the result is the same);
 3. the *rescue*: where the floor-weighted scan beats the scan at the window (like for like:
    same templates, same resolution), the full grid within two scan spacings of that scan point
    is fitted with all templates at full resolution too and joins the posterior.
@@ -38,6 +41,7 @@ the window's edges, and the scan found nothing better).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +166,19 @@ def _fit_region(fitter, flux, weight, region, chi2, fitted, log_prior) -> None:
         peak = np.argmax(np.where(region, -0.5 * chi2 + log_prior, -np.inf), axis=1)
         todo = np.abs(index[None, :] - peak[:, None]) <= _REFINE
         todo[width <= _DENSE] = False
+
+
+# The scan's fitter (a subset of the templates, binned) made once per fitter.
+_SCANNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _scanner(fitter):
+    scanner = _SCANNERS.get(fitter)
+    if scanner is None:
+        names = [name for name in SCAN_TEMPLATES if name in fitter.template_names]
+        scanner = (fitter.subset(names) if len(names) >= 3 else fitter).binned(_SCAN_BINNING)
+        _SCANNERS[fitter] = scanner
+    return scanner
 
 
 def _widen(marked: np.ndarray, steps: int) -> np.ndarray:
@@ -349,11 +366,19 @@ def joint_redshift(
     scan[::scan_step] = True
     scan[-1] = True
     scan = scan[None, :] & ~window
-    names = [name for name in SCAN_TEMPLATES if name in fitter.template_names]
-    scanner = (fitter.subset(names) if len(names) >= 3 else fitter).binned(_SCAN_BINNING)
+    scanner = _scanner(fitter)
     flux_binned, weight_binned = fitter.bin_spectra(flux, weight, _SCAN_BINNING)
-    # the scan at coarse resolution, on its own points and on the window (to compare like with like)
-    chi2_scan = scanner.chi2_at(flux_binned, weight_binned, None, scan | window)
+    # the scan at coarse resolution, on the window and on its own points (to compare like with
+    # like). A scan point whose unconstrained fit (a lower bound of its chi2) cannot beat the
+    # window's best coarse fit can neither rescue nor set the likelihood's scale: it keeps that
+    # bound instead of a non-negative fit (on real spectra ~97% of the scan; exact, see below)
+    chi2_scan = scanner.chi2_at(flux_binned, weight_binned, None, window)
+    bound = scanner.unconstrained_chi2_at(flux_binned, weight_binned, None, scan)
+    window_best = np.where(window, chi2_scan, np.inf).min(axis=1, keepdims=True)
+    hopeful = scan & (bound < window_best)
+    chi2_scan = np.where(scan, bound, chi2_scan)
+    if hopeful.any():
+        chi2_scan = np.where(hopeful, scanner.chi2_at(flux_binned, weight_binned, None, hopeful), chi2_scan)
     chi2 = np.full((n, n_z), np.inf)
     evaluate = np.zeros((n, n_z), dtype=bool)
     _fit_region(fitter, flux, weight, window, chi2, evaluate, log_prior)

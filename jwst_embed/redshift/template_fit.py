@@ -353,22 +353,28 @@ class TemplateFitter:
         """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair."""
         cube = self.template_cube
         n_t = cube.shape[1]
-        weighted = ivar * flux
-        total = (weighted * flux).sum(dim=1)
+        # G = (T W^1/2)(T W^1/2)^T and b = (T W^1/2)(W^1/2 f): the gathered templates are scaled in
+        # place and used for both (computed for the objects asked about only: the joint redshift
+        # asks about a few objects of many)
+        rows, pair_row = torch.unique(obj, return_inverse=True)
+        root_ivar = ivar[rows].clamp(min=0.0).sqrt()
+        root_weighted = root_ivar * flux[rows]
+        total = (root_weighted * root_weighted).sum(dim=1)
         out = torch.empty(obj.numel(), dtype=torch.float64)
-        # Gram matrices are built a few hundred pairs at a time (~64 MB of gathered templates),
-        # but solved in batches of up to 8192: the batched NNLS costs mostly per-iteration
-        # overhead until its slowest problem converges, so big batches are cheaper per pair.
-        build = max(256, (64 << 20) // (n_t * cube.shape[2] * cube.element_size()))
+        # Gram matrices are built a few pairs at a time (~4 MB of gathered templates, which stay
+        # in the CPU's cache: gathering hundreds at once made building them memory bound, ~3x
+        # slower), but solved in batches of up to 8192: the batched NNLS costs mostly
+        # per-iteration overhead until its slowest problem converges, so big batches are cheaper.
+        build = max(1, (4 << 20) // (n_t * cube.shape[2] * cube.element_size()))
         for solve_start in range(0, obj.numel(), 8192):
-            o_all, z_all = obj[solve_start : solve_start + 8192], zi[solve_start : solve_start + 8192]
+            o_all, z_all = pair_row[solve_start : solve_start + 8192], zi[solve_start : solve_start + 8192]
             gram = torch.empty(o_all.numel(), n_t, n_t, dtype=torch.float64)
             rhs = torch.empty(o_all.numel(), n_t, dtype=torch.float64)
             for start in range(0, o_all.numel(), build):
                 o, z = o_all[start : start + build], z_all[start : start + build]
-                templates = cube[z]  # (P, T, L)
-                gram[start : start + build] = (templates * ivar[o][:, None, :]) @ templates.transpose(1, 2)
-                rhs[start : start + build] = (templates @ weighted[o][:, :, None])[:, :, 0]
+                scaled = cube[z].mul_(root_ivar[o][:, None, :])  # (P, T, L)
+                torch.bmm(scaled, scaled.transpose(1, 2), out=gram[start : start + build])
+                rhs[start : start + build] = torch.bmm(scaled, root_weighted[o][:, :, None])[:, :, 0]
             out[solve_start : solve_start + o_all.numel()] = self._solve(gram, rhs, total[o_all], z_all)
         return out
 
@@ -546,11 +552,7 @@ class TemplateFitter:
         >>> chi2 = fitter.chi2_at(flux_njy, ivar, mask, evaluate)  # doctest: +SKIP
         """
         flux, weight, _ = self.weighted_arrays(flux_njy, ivar, mask)
-        evaluate = torch.as_tensor(np.asarray(evaluate, dtype=bool))
-        if tuple(evaluate.shape) != (flux.shape[0], self.z_grid.size):
-            raise ValueError(
-                f"evaluate must be (N, n_z) = ({flux.shape[0]}, {self.z_grid.size}), got {tuple(evaluate.shape)}"
-            )
+        evaluate = self._evaluate_mask(evaluate, flux.shape[0])
         chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
         # redshifts wanted for most spectra (a scan's shared points) are fitted for all of them
         # at once, the rest pair by pair
@@ -563,6 +565,60 @@ class TemplateFitter:
         if obj.numel():
             chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi)
         return chi2.numpy()
+
+    def unconstrained_chi2_at(self, flux_njy, ivar, mask, evaluate) -> np.ndarray:
+        """chi2 of the best template sum with coefficients of either sign: a lower bound of `chi2_at`.
+
+        One linear solve per (spectrum, redshift) instead of a non-negative fit: cheap enough to
+        rule out redshifts whose best fit cannot beat a known one (the joint redshift's scan).
+
+        Parameters
+        ----------
+        flux_njy, ivar, mask, evaluate
+            As for `chi2_at`.
+
+        Returns
+        -------
+        chi2 : `numpy.ndarray`
+            (N, n_z) float64, at most `chi2_at`'s value (to 1e-8 of the spectrum's
+            ``sum(ivar * flux^2)``, the effect of the solvers' relative ridge); 0 where a
+            solve failed (no bound) and ``inf`` where not evaluated.
+
+        Examples
+        --------
+        >>> bound = fitter.unconstrained_chi2_at(flux_njy, ivar, mask, evaluate)  # doctest: +SKIP
+        """
+        flux, weight, _ = self.weighted_arrays(flux_njy, ivar, mask)
+        evaluate = self._evaluate_mask(evaluate, flux.shape[0])
+        n, n_t = flux.shape[0], self.template_cube.shape[1]
+        weighted = weight * flux
+        total = (weighted * flux).sum(dim=1)
+        chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
+        columns = torch.nonzero(evaluate.any(dim=0))[:, 0]
+        eye = torch.eye(n_t, dtype=torch.float64)
+        step = max(1, (64 << 20) // (n * n_t * n_t * 8))  # ~64 MB of Gram matrices at a time
+        for start in range(0, columns.numel(), step):
+            zi = columns[start : start + step]
+            gram = self._coarse_grams(zi, weight)  # (n, z, T, T)
+            rhs = torch.einsum("ztl,nl->nzt", self.template_cube[zi], weighted)
+            allowed = self.allowed[zi][None].expand(n, -1, -1)
+            # templates not allowed at a redshift are held at 0: identity rows, no right-hand side
+            gram = torch.where(allowed[..., :, None] & allowed[..., None, :], gram, eye)
+            gram = gram + torch.diag_embed(1e-10 * gram.diagonal(dim1=-2, dim2=-1).clamp(min=0) + 1e-300)
+            rhs = torch.where(allowed, rhs, torch.zeros_like(rhs))
+            factor, info = torch.linalg.cholesky_ex(gram)
+            d = torch.linalg.solve_triangular(factor, rhs[..., None], upper=False)[..., 0]
+            # min over c of ||W^1/2 (f - A c)||^2 = f^T W f - b^T G^-1 b, less a margin for the ridge
+            bound = total[:, None] - (d * d).sum(dim=-1) - 1e-8 * total[:, None]
+            bound = torch.where((info == 0) & torch.isfinite(bound), bound.clamp(min=0.0), torch.zeros_like(bound))
+            chi2[:, zi] = torch.where(evaluate[:, zi], bound, torch.inf)
+        return chi2.numpy()
+
+    def _evaluate_mask(self, evaluate, n: int) -> torch.Tensor:
+        evaluate = torch.as_tensor(np.asarray(evaluate, dtype=bool))
+        if tuple(evaluate.shape) != (n, self.z_grid.size):
+            raise ValueError(f"evaluate must be (N, n_z) = ({n}, {self.z_grid.size}), got {tuple(evaluate.shape)}")
+        return evaluate
 
     def fit_spectra(self, spectra, progress: bool = True):
         """Fit `~specutils.Spectrum` objects after resampling them onto the model grid.

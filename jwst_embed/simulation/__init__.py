@@ -4,8 +4,16 @@ Building the stellar-population library needs the ``sim`` extra (``pip install
 "jwst_embed[sim]"``); everything else is plain torch and runs on the CPU or a GPU.
 """
 
+from .absorbers import LYMAN_ALPHA_ANGSTROM, dla_optical_depth, dla_transmission, sample_dla_columns
 from .agn import AGN_PARAMETER_NAMES, agn_rest_frame, sample_agn_parameters
+from .calibration import (
+    CALIBRATION_KEYS,
+    apply_calibration,
+    model_pixels_per_native_pixel,
+    sample_calibration,
+)
 from .catalogue import LABEL_KEYS, MOCK_FORMAT, MockCatalogue, sample_to_batch, write_mock
+from .image_scene import add_artefacts, add_neighbours
 from .images import DEFAULT_RENDER_BANDS, STRUCTURE_KEYS, ImageRenderer, pixel_noise_njy
 from .morphology import (
     MORPHOLOGY_CLASSES,
@@ -47,6 +55,16 @@ __all__ = [
     "sample_agn_parameters",
     "agn_rest_frame",
     "AGN_PARAMETER_NAMES",
+    "sample_dla_columns",
+    "dla_transmission",
+    "dla_optical_depth",
+    "LYMAN_ALPHA_ANGSTROM",
+    "sample_calibration",
+    "apply_calibration",
+    "model_pixels_per_native_pixel",
+    "CALIBRATION_KEYS",
+    "add_neighbours",
+    "add_artefacts",
     "resolving_power",
     "slit_throughput",
     "ImageRenderer",

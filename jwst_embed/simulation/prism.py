@@ -43,6 +43,8 @@ import numpy as np
 import torch
 
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
+from jwst_embed.simulation.absorbers import dla_transmission
+from jwst_embed.simulation.calibration import apply_calibration, model_pixels_per_native_pixel
 from jwst_embed.simulation.prism_noise import NATIVE_PIXELS_PER_RESEL, NativePixelNoise
 from jwst_embed.simulation.prism_resolution import RESOLVING_POWER_TABLE, resolving_power
 from jwst_embed.simulation.sed import SEDModel
@@ -319,6 +321,9 @@ class PrismInstrument:
             sigma_pixel**2, dtype=torch.float32, device=self.device
         )
         self.wavelength = torch.as_tensor(wavelength, dtype=torch.float32, device=self.device)
+        self.pixels_per_native = torch.as_tensor(
+            model_pixels_per_native_pixel(spectral_grid.wavelength.to_value("um")), device=self.device
+        )
         self.noise = noise
         self.native_noise = None
         if noise == "native":
@@ -349,6 +354,7 @@ class PrismInstrument:
         slit_throughput: torch.Tensor,
         generator: torch.Generator,
         compactness: torch.Tensor | None = None,
+        calibration: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Observe (B, L_in) f_nu SEDs in nJy.
 
@@ -365,11 +371,16 @@ class PrismInstrument:
         compactness : `torch.Tensor`, optional
             (B,) 0-1, how point-like each source is (needs ``compact_sharpening``): the
             line spread is interpolated between the extended and the point-source one.
+        calibration : dict of `torch.Tensor`, optional
+            (B,) flux tilts and wavelength shifts
+            (`~jwst_embed.simulation.calibration.sample_calibration`), applied to the spectrum
+            before the noise.
 
         Returns
         -------
         out : dict
-            ``"spectrum_noiseless"`` (B, L) nJy (slit-lossed), ``"spectrum"`` (B, L)
+            ``"spectrum_noiseless"`` (B, L) nJy (slit-lossed, calibration systematics
+            applied), ``"spectrum"`` (B, L)
             noisy, ``"spectrum_ivar"`` (B, L) 1/nJy^2, ``"spectrum_mask"`` (B, L)
             bool, True = bad.
         """
@@ -380,6 +391,8 @@ class PrismInstrument:
             weight = compactness.to(sed.dtype).clamp(0.0, 1.0)[:, None]
             noiseless = torch.lerp(noiseless, sed @ self.compact_matrix_t, weight)
         noiseless = noiseless * slit_throughput.to(sed.dtype).clamp(0.0, 1.0)[:, None]
+        if calibration is not None:
+            noiseless = apply_calibration(noiseless, self.wavelength, calibration, self.pixels_per_native)
         if self.native_noise is not None:
             time_factor = REFERENCE_EXPOSURE_S / exposure_s.to(noiseless.dtype)
             background = time_factor * (1.0 - self.source_variance_fraction)
@@ -498,6 +511,8 @@ class SpectrumSimulator:
         validate: bool = True,
         compactness: torch.Tensor | None = None,
         agn: dict[str, torch.Tensor] | None = None,
+        dla_log_column: torch.Tensor | None = None,
+        calibration: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Simulate a batch of galaxies.
 
@@ -519,6 +534,12 @@ class SpectrumSimulator:
             (see `PrismInstrument.observe`).
         agn : dict of (B,) tensors, optional
             Active nuclei (``jwst_embed.simulation.agn.sample_agn_parameters``).
+        dla_log_column : `torch.Tensor`, optional
+            (B,) log10 N_HI / cm^-2 of a damped Lyman-alpha absorber at each galaxy's redshift,
+            0 for none (`~jwst_embed.simulation.absorbers.sample_dla_columns`); it absorbs in
+            the spectrum and the band fluxes alike.
+        calibration : dict of `torch.Tensor`, optional
+            Calibration systematics of the spectrum (see `PrismInstrument.observe`).
 
         Returns
         -------
@@ -549,7 +570,10 @@ class SpectrumSimulator:
                 raise ValueError("slit_throughput must lie within 0-1")
         galaxy = self.sed_model.observed(params, validate=validate, agn=agn)
         sed = galaxy["sed"]
-        out = self.instrument.observe(sed, exposure_s, slit_throughput, generator, compactness)
+        if dla_log_column is not None:
+            wavelength = self.sed_model.observed_wavelength
+            sed = sed * dla_transmission(wavelength, params["redshift"], dla_log_column.to(self.device)).to(sed.dtype)
+        out = self.instrument.observe(sed, exposure_s, slit_throughput, generator, compactness, calibration)
         out["band_flux"] = sed @ self.band_matrix_t
         out["log_sfr"] = galaxy["log_sfr"]
         out["log_mass"] = galaxy["log_mass"]

@@ -18,6 +18,7 @@ high-redshift galaxies often enough to learn them.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -33,7 +34,7 @@ from .sample_batch import sample_to_batch
 __all__ = ["SurveyConfig", "MockSurvey", "SIMULATOR_VERSION", "batch_generator"]
 
 #: Version of the simulator; written into every mock file so results can be traced.
-SIMULATOR_VERSION = "0.2"
+SIMULATOR_VERSION = "0.3"
 
 # Library coverage: the SPS library and IGM table are built for these redshifts.
 _LIBRARY_Z_MIN, _LIBRARY_Z_MAX = 0.0, 20.0
@@ -76,6 +77,19 @@ class SurveyConfig:
         PRISM resolving-power factor of point sources; objects are interpolated between 1
         (half-light radius >= 0.3") and this value (<= 0.05"), since a compact source fills
         less of the shutter than the uniform illumination of the JDox resolving power.
+    dla_fraction : float
+        Share of galaxies with a damped Lyman-alpha absorber (N_HI 10^20.3-10^23 cm^-2) at
+        z >= 8, rising linearly from 0 at z = 5 (`~jwst_embed.simulation.absorbers`).
+    calibration_options : dict
+        Keyword arguments of `~jwst_embed.simulation.calibration.sample_calibration` (flux
+        tilts and wavelength shifts of the PRISM spectra); ``{"tilt_sigma": 0,
+        "curvature_sigma": 0, "shift_sigma_pixels": 0}`` switches them off.
+    neighbour_fraction : float
+        Probability that a cutout holds a neighbouring source (and again for a second one;
+        `~jwst_embed.simulation.image_scene.add_neighbours`).
+    image_artefacts : bool
+        Mosaic edges, masked snowballs and unflagged hot pixels in the cutouts
+        (`~jwst_embed.simulation.image_scene.add_artefacts`).
     image_grid, spectral_grid
         Model grids (from `jwst_embed.preprocessing`).
     """
@@ -97,6 +111,10 @@ class SurveyConfig:
     agn_fraction_high_z: float = 0.10
     dusty_fraction: float = 0.1
     compact_sharpening: float = 1.3
+    dla_fraction: float = 0.5
+    calibration_options: dict = field(default_factory=dict)
+    neighbour_fraction: float = 0.3
+    image_artefacts: bool = True
     image_grid: ImageGrid = field(default_factory=lambda: DEFAULT_IMAGE_GRID)
     spectral_grid: SpectralGrid = field(default_factory=lambda: DEFAULT_SPECTRAL_GRID)
 
@@ -122,12 +140,18 @@ class SurveyConfig:
             raise ValueError(f"SurveyConfig: spectrum_fraction {self.spectrum_fraction} not in [0, 1]")
         if self.prism_noise not in ("native", "white"):
             raise ValueError(f"SurveyConfig: prism_noise must be 'native' or 'white', got {self.prism_noise!r}")
-        for name in ("agn_fraction_low_z", "agn_fraction_high_z", "dusty_fraction"):
+        for name in ("agn_fraction_low_z", "agn_fraction_high_z", "dusty_fraction", "dla_fraction", "neighbour_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SurveyConfig: {name} {getattr(self, name)} not in [0, 1]")
         if not 1.0 <= self.compact_sharpening <= 2.0:
             raise ValueError(f"SurveyConfig: compact_sharpening {self.compact_sharpening} not in [1, 2]")
         self.prism_noise_options = dict(self.prism_noise_options)
+        self.calibration_options = dict(self.calibration_options)
+        from .calibration import sample_calibration
+
+        unknown = set(self.calibration_options) - set(inspect.signature(sample_calibration).parameters) - {"n", "generator"}
+        if unknown:
+            raise ValueError(f"SurveyConfig: unknown calibration_options {sorted(unknown)}")
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dictionary (for file metadata and checkpoints)."""
@@ -286,13 +310,17 @@ class MockSurvey:
         Returns
         -------
         sample : dict of `torch.Tensor`
-            ``"images"``, ``"images_noiseless"``, ``"images_ivar"``, ``"images_mask"`` (N, n_bands, H, W),
+            ``"images"`` (with neighbours and artefacts), ``"images_noiseless"`` (the target alone),
+            ``"images_ivar"``, ``"images_mask"`` (N, n_bands, H, W),
             ``"spectrum"``, ``"spectrum_noiseless"``, ``"spectrum_ivar"``, ``"spectrum_mask"`` (N, L),
             ``"has_spectrum"`` (N,), the labels ``"redshift"``, ``"log_mass"``, ``"log_sfr"``,
             ``"morphology"``, ``"star_forming"``, the structural parameters, ``"band_flux"``,
             ``"depth_ab"`` and ``"exposure_s"``.
         """
+        from .absorbers import sample_dla_columns
         from .agn import sample_agn_parameters
+        from .calibration import sample_calibration
+        from .image_scene import add_artefacts, add_neighbours
         from .morphology import morphology_fractions, sample_structure
         from .prism import slit_throughput
         from .sed import sample_sed_parameters
@@ -327,10 +355,12 @@ class MockSurvey:
         throughput = slit_throughput(radius, _effective_sersic_n(structure))
         # 1 for a point source (r_e <= 0.05"), 0 from r_e = 0.3" up: sharper PRISM lines
         compactness = ((0.3 - radius) / 0.25).clamp(0.0, 1.0)
+        dla_log_column = sample_dla_columns(redshift, generator, cfg.dla_fraction) if cfg.dla_fraction > 0 else None
+        calibration = sample_calibration(n, generator, **cfg.calibration_options) if _calibrated(cfg) else None
         # Parameters come from our own priors: skip the per-call validation (it syncs with the GPU).
         spectra = self.spectrum_simulator.simulate(
             sed_parameters, exposure_s, throughput, generator, validate=False, compactness=compactness,
-            agn=agn,
+            agn=agn, dla_log_column=dla_log_column, calibration=calibration,
         )
 
         out: dict[str, torch.Tensor] = {
@@ -351,6 +381,10 @@ class MockSurvey:
                 out[f"sed_{key}"] = value
         if agn is not None:
             out.update(agn)
+        if dla_log_column is not None:
+            out["dla_log_column"] = dla_log_column
+        if calibration is not None:
+            out.update(calibration)
 
         if cfg.include_spectra:
             has_spectrum = torch.rand(n, generator=generator, device=dev) < cfg.spectrum_fraction
@@ -363,6 +397,12 @@ class MockSurvey:
             base_depth = _uniform(n, cfg.depth_min_ab, cfg.depth_max_ab, generator, dev)
             depth_ab = base_depth[:, None] + 0.2 * torch.randn(n, n_bands, generator=generator, device=dev)
             images = self.image_renderer.render(structure, spectra["band_flux"], depth_ab, generator)
+            if cfg.neighbour_fraction > 0:
+                # in the observed images only: images_noiseless stays the target alone (its truth)
+                neighbours = add_neighbours(images["images_noiseless"], generator, cfg.neighbour_fraction)
+                images["images"] = torch.where(images["images_mask"], images["images"], images["images"] + neighbours)
+            if cfg.image_artefacts:
+                images.update(add_artefacts(images["images"], images["images_ivar"], images["images_mask"], generator))
             out["depth_ab"] = depth_ab
             for key in ("images", "images_noiseless", "images_ivar", "images_mask"):
                 out[key] = images[key]
@@ -407,6 +447,15 @@ class MockSurvey:
             "device": str(self.device),
             "config": self.config.to_dict(),
         }
+
+
+def _calibrated(config: SurveyConfig) -> bool:
+    """Whether any calibration systematic is on (none: no draws, the generator's stream as before)."""
+    from .calibration import sample_calibration
+
+    defaults = {name: p.default for name, p in inspect.signature(sample_calibration).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # fmt: skip
+    return any(value != 0 for value in {**defaults, **config.calibration_options}.values())
 
 
 def _effective_radius(structure: dict) -> torch.Tensor:

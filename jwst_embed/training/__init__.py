@@ -11,6 +11,7 @@ from .checkpoint import (
     save_model,
     to_plain,
 )
+from .config import TrainConfig
 from .data import (
     MOCK_SURVEY,
     DataSource,
@@ -38,7 +39,7 @@ from .downstream import (
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses_all
 from .optim import cosine_with_warmup, parameter_groups
-from .pretrain import METRIC_COLUMNS, TrainConfig, Trainer
+from .pretrain import METRIC_COLUMNS, Trainer
 from .validation import knn_redshift, outlier_fraction, quick_validation, sigma_nmad, spectrum_r2
 
 __all__ = [

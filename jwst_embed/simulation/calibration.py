@@ -64,7 +64,7 @@ def sample_calibration(
     Returns
     -------
     params : dict of `torch.Tensor`
-        (n,) tensors under `CALIBRATION_KEYS`.
+        (n,) tensors under ``CALIBRATION_KEYS``.
 
     Raises
     ------
@@ -125,7 +125,7 @@ def apply_calibration(
     wavelength_um : `torch.Tensor`
         (L,) pixel centres, um.
     params : dict of `torch.Tensor`
-        (B,) tensors under `CALIBRATION_KEYS` (`sample_calibration`).
+        (B,) tensors under ``CALIBRATION_KEYS`` (`sample_calibration`).
     pixels_per_native : `torch.Tensor`, optional
         (L,) `model_pixels_per_native_pixel` of the grid, computed once by a caller that
         calibrates many batches (on a GPU it saves a copy to the host per call).

@@ -373,7 +373,7 @@ class PrismInstrument:
             line spread is interpolated between the extended and the point-source one.
         calibration : dict of `torch.Tensor`, optional
             (B,) flux tilts and wavelength shifts
-            (`~jwst_embed.simulation.calibration.sample_calibration`), applied to the spectrum
+            (`~jwst_embed.simulation.sample_calibration`), applied to the spectrum
             before the noise.
 
         Returns
@@ -536,7 +536,7 @@ class SpectrumSimulator:
             Active nuclei (``jwst_embed.simulation.agn.sample_agn_parameters``).
         dla_log_column : `torch.Tensor`, optional
             (B,) log10 N_HI / cm^-2 of a damped Lyman-alpha absorber at each galaxy's redshift,
-            0 for none (`~jwst_embed.simulation.absorbers.sample_dla_columns`); it absorbs in
+            0 for none (`~jwst_embed.simulation.sample_dla_columns`); it absorbs in
             the spectrum and the band fluxes alike.
         calibration : dict of `torch.Tensor`, optional
             Calibration systematics of the spectrum (see `PrismInstrument.observe`).

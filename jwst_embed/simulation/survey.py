@@ -79,17 +79,17 @@ class SurveyConfig:
         less of the shutter than the uniform illumination of the JDox resolving power.
     dla_fraction : float
         Share of galaxies with a damped Lyman-alpha absorber (N_HI 10^20.3-10^23 cm^-2) at
-        z >= 8, rising linearly from 0 at z = 5 (`~jwst_embed.simulation.absorbers`).
+        z >= 8, rising linearly from 0 at z = 5 (``jwst_embed.simulation.absorbers``).
     calibration_options : dict
-        Keyword arguments of `~jwst_embed.simulation.calibration.sample_calibration` (flux
+        Keyword arguments of `~jwst_embed.simulation.sample_calibration` (flux
         tilts and wavelength shifts of the PRISM spectra); ``{"tilt_sigma": 0,
         "curvature_sigma": 0, "shift_sigma_pixels": 0}`` switches them off.
     neighbour_fraction : float
         Probability that a cutout holds a neighbouring source (and again for a second one;
-        `~jwst_embed.simulation.image_scene.add_neighbours`).
+        `~jwst_embed.simulation.add_neighbours`).
     image_artefacts : bool
         Mosaic edges, masked snowballs and unflagged hot pixels in the cutouts
-        (`~jwst_embed.simulation.image_scene.add_artefacts`).
+        (`~jwst_embed.simulation.add_artefacts`).
     image_grid, spectral_grid
         Model grids (from `jwst_embed.preprocessing`).
     """

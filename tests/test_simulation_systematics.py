@@ -1,7 +1,5 @@
 """The mock survey's damped Lyman-alpha absorbers, calibration systematics, neighbours and artefacts."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -197,4 +195,3 @@ def test_survey_switches_each_part_on_and_off(survey_pair):
     total = busy_sample["images_noiseless"].sum(dim=(-1, -2))
     detected = busy_sample["band_flux"] > 1.0
     assert (total[detected] / busy_sample["band_flux"][detected] < 1.01).all()
-    assert math.isclose(float(busy.config.neighbour_fraction), 1.0)

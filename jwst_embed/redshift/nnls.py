@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["nnls_normal_equations"]
+__all__ = ["factor_normal_equations", "nnls_normal_equations"]
 
 #: Batches of at most this many unknowns in all (problems x variables) are solved one by one.
 ONE_BY_ONE_MAX = 16384
@@ -164,15 +164,9 @@ def _one_by_one(gram: torch.Tensor, rhs: torch.Tensor, allowed: torch.Tensor) ->
     from scipy.optimize import nnls
 
     n_batch, n_var = rhs.shape
-    both = allowed[:, :, None] & allowed[:, None, :]
-    eye = torch.eye(n_var, dtype=gram.dtype, device=gram.device)
-    g = torch.where(both, gram, eye)
-    g = g + torch.diag_embed(1e-10 * g.diagonal(dim1=1, dim2=2).clamp(min=0) + 1e-300)
-    b = torch.where(allowed, rhs, torch.zeros_like(rhs))
-    factor, info = torch.linalg.cholesky_ex(g)
-    d = torch.linalg.solve_triangular(factor, b[:, :, None], upper=False)[:, :, 0]
+    factor, d, failed = factor_normal_equations(gram, rhs, allowed)
     upper, d = factor.transpose(1, 2).cpu().numpy(), d.cpu().numpy()
-    failed = (info != 0).cpu().numpy() | ~np.isfinite(d).all(axis=1)
+    failed = failed.cpu().numpy()
     out = np.zeros((n_batch, n_var))
     for i in np.flatnonzero(~failed):
         try:
@@ -184,3 +178,48 @@ def _one_by_one(gram: torch.Tensor, rhs: torch.Tensor, allowed: torch.Tensor) ->
         rows = torch.as_tensor(np.flatnonzero(failed), device=rhs.device)
         result[rows] = nnls_normal_equations(gram[rows], rhs[rows], allowed[rows], one_by_one=False)
     return torch.where(allowed, result.clamp(min=0), torch.zeros_like(result))
+
+
+def factor_normal_equations(
+    gram: torch.Tensor, rhs: torch.Tensor, allowed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cholesky factor ``L`` of ``G`` and ``d`` with ``L d = b``, for batches of template fits.
+
+    Variables that are not allowed get an identity row and no right-hand side (their optimum
+    is 0), and a relative ridge of 1e-10 on the diagonal keeps near-collinear templates
+    factorisable. Then ``||L^T c - d||^2 = c^T G c - 2 b^T c + d^T d``, and the unconstrained
+    minimum of ``||W^1/2 (f - A c)||^2`` is ``f^T W f - d^T d``.
+
+    Parameters
+    ----------
+    gram : `torch.Tensor`
+        (..., K, K) Gram matrices ``A^T W A``.
+    rhs : `torch.Tensor`
+        (..., K) right-hand sides ``A^T W f``.
+    allowed : `torch.Tensor`
+        (..., K) bool.
+
+    Returns
+    -------
+    factor, d, failed : `torch.Tensor`
+        (..., K, K) lower-triangular factors, (..., K) ``d``, and (...) bool: the factorisation
+        failed or ``d`` is not finite.
+
+    Examples
+    --------
+    >>> import torch
+    >>> gram = torch.tensor([[[4.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
+    >>> factor, d, failed = factor_normal_equations(gram, torch.tensor([[2.0, 3.0]], dtype=torch.float64),
+    ...                                             torch.tensor([[True, False]]))
+    >>> d.numpy().round(6).tolist(), failed.tolist()
+    ([[1.0, 0.0]], [False])
+    """
+    n_var = rhs.shape[-1]
+    eye = torch.eye(n_var, dtype=gram.dtype, device=gram.device)
+    g = torch.where(allowed[..., :, None] & allowed[..., None, :], gram, eye)
+    g = g + torch.diag_embed(1e-10 * g.diagonal(dim1=-2, dim2=-1).clamp(min=0) + 1e-300)
+    b = torch.where(allowed, rhs, torch.zeros_like(rhs))
+    factor, info = torch.linalg.cholesky_ex(g)
+    d = torch.linalg.solve_triangular(factor, b[..., None], upper=False)[..., 0]
+    return factor, d, (info != 0) | ~torch.isfinite(d).all(dim=-1)
+

@@ -38,6 +38,7 @@ import torch
 from jwst_embed.preprocessing.spectral_grid import DEFAULT_SPECTRAL_GRID, SpectralGrid
 
 from .nnls import nnls_normal_equations
+from .normal_equations import column_chi2, pair_chi2, unconstrained_column_chi2
 from .templates import DEFAULT_TEMPLATES, ComponentTemplate, SEDTemplate, rest_frame_templates
 
 #: Local minima of the coarse chi2 curve refined on the full redshift grid.
@@ -317,87 +318,6 @@ class TemplateFitter:
         n_z = self.z_grid.size
         return torch.unique(torch.cat([torch.arange(0, n_z, self.refine), torch.tensor([n_z - 1])]))
 
-    def _coarse_grams(self, zi: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:
-        """(n, len(zi), T, T) Gram matrices ``A^T W A`` of n spectra at redshift indices ``zi``.
-
-        Pairwise template products T_i T_j (i <= j) of a few redshifts at a time make one matrix
-        product with all the inverse variances; they are not kept (n_pairs x L per redshift).
-        """
-        n_t = self.template_cube.shape[1]
-        i, j = torch.triu_indices(n_t, n_t)
-        uppers = []
-        for start in range(0, zi.numel(), 16):
-            cube = self.template_cube[zi[start : start + 16]]
-            products = cube[:, i, :] * cube[:, j, :]  # (z, pairs, L)
-            uppers.append(products.reshape(-1, products.shape[-1]) @ ivar.T)  # (z * pairs, n)
-        upper = torch.cat(uppers).reshape(zi.numel(), i.numel(), -1).permute(2, 0, 1)
-        return self._gram(upper)
-
-    def _gram(self, upper: torch.Tensor) -> torch.Tensor:
-        """(..., n_pairs) upper triangles -> (..., n_t, n_t) symmetric matrices."""
-        n_t = self.template_cube.shape[1]
-        i, j = torch.triu_indices(n_t, n_t)
-        gram = upper.new_empty(*upper.shape[:-1], n_t, n_t)
-        gram[..., i, j] = upper
-        gram[..., j, i] = upper
-        return gram
-
-    # -- fitting ---------------------------------------------------------------------
-    def _solve(self, gram, rhs, total, zi) -> torch.Tensor:
-        """chi2 of the best non-negative template sum for each (Gram, rhs, f^T W f, z index)."""
-        coeff = nnls_normal_equations(gram, rhs, self.allowed[zi])
-        model_term = ((gram @ coeff[:, :, None])[:, :, 0] * coeff).sum(-1)  # c^T G c
-        return (total - 2.0 * (coeff * rhs).sum(-1) + model_term).clamp(min=0.0)
-
-    def _chi2_pairs(self, flux: torch.Tensor, ivar: torch.Tensor, obj: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
-        """chi2 at chosen (object, redshift index) pairs, Gram matrices built pair by pair."""
-        cube = self.template_cube
-        n_t = cube.shape[1]
-        # G = (T W^1/2)(T W^1/2)^T and b = (T W^1/2)(W^1/2 f): the gathered templates are scaled in
-        # place and used for both (computed for the objects asked about only: the joint redshift
-        # asks about a few objects of many)
-        rows, pair_row = torch.unique(obj, return_inverse=True)
-        root_ivar = ivar[rows].clamp(min=0.0).sqrt()
-        root_weighted = root_ivar * flux[rows]
-        total = (root_weighted * root_weighted).sum(dim=1)
-        out = torch.empty(obj.numel(), dtype=torch.float64)
-        # Gram matrices are built a few pairs at a time (~4 MB of gathered templates, which stay
-        # in the CPU's cache: gathering hundreds at once made building them memory bound, ~3x
-        # slower), but solved in batches of up to 8192: the batched NNLS costs mostly
-        # per-iteration overhead until its slowest problem converges, so big batches are cheaper.
-        build = max(1, (4 << 20) // (n_t * cube.shape[2] * cube.element_size()))
-        for solve_start in range(0, obj.numel(), 8192):
-            o_all, z_all = pair_row[solve_start : solve_start + 8192], zi[solve_start : solve_start + 8192]
-            gram = torch.empty(o_all.numel(), n_t, n_t, dtype=torch.float64)
-            rhs = torch.empty(o_all.numel(), n_t, dtype=torch.float64)
-            for start in range(0, o_all.numel(), build):
-                o, z = o_all[start : start + build], z_all[start : start + build]
-                scaled = cube[z].mul_(root_ivar[o][:, None, :])  # (P, T, L)
-                torch.bmm(scaled, scaled.transpose(1, 2), out=gram[start : start + build])
-                rhs[start : start + build] = torch.bmm(scaled, root_weighted[o][:, :, None])[:, :, 0]
-            out[solve_start : solve_start + o_all.numel()] = self._solve(gram, rhs, total[o_all], z_all)
-        return out
-
-    def _chi2_columns(self, flux: torch.Tensor, ivar: torch.Tensor, zi: torch.Tensor) -> torch.Tensor:
-        """(n, len(zi)) chi2 of every spectrum at the redshift indices ``zi``.
-
-        Matrix products with all the spectra at once give their Gram matrices (`_coarse_grams`):
-        per (object, redshift) about half the work of building them pair by pair.
-        """
-        n_t = self.template_cube.shape[1]
-        weighted = ivar * flux
-        total = (weighted * flux).sum(dim=1)  # f^T W f
-        out = torch.empty(flux.shape[0], zi.numel(), dtype=torch.float64)
-        rows = max(1, (64 << 20) // (zi.numel() * n_t * n_t * 8))  # ~64 MB of Gram matrices at a time
-        for start in range(0, flux.shape[0], rows):
-            stop = min(start + rows, flux.shape[0])
-            n = stop - start
-            gram = self._coarse_grams(zi, ivar[start:stop]).reshape(n * zi.numel(), n_t, n_t)
-            rhs = torch.einsum("ztl,nl->nzt", self.template_cube[zi], weighted[start:stop]).reshape(-1, n_t)
-            obj = torch.arange(start, stop).repeat_interleave(zi.numel())
-            out[start:stop] = self._solve(gram, rhs, total[obj], zi.repeat(n)).reshape(n, zi.numel())
-        return out
-
     def _chi2_chunk(self, flux: torch.Tensor, ivar: torch.Tensor) -> torch.Tensor:
         """(n, n_z) minimum chi2 over non-negative template sums at each trial redshift.
 
@@ -410,7 +330,7 @@ class TemplateFitter:
         coarse = self._coarse_indices()
         n_coarse = coarse.numel()
 
-        chi2_coarse = self._chi2_columns(flux, ivar, coarse)
+        chi2_coarse = column_chi2(self.template_cube, self.allowed, flux, ivar, coarse)
         if n_coarse == n_z:
             return chi2_coarse
 
@@ -431,7 +351,7 @@ class TemplateFitter:
         chi2[:, coarse] = chi2_coarse
         obj_fine, z_fine = fine.nonzero(as_tuple=True)
         if obj_fine.numel():
-            chi2[obj_fine, z_fine] = self._chi2_pairs(flux, ivar, obj_fine, z_fine)
+            chi2[obj_fine, z_fine] = pair_chi2(self.template_cube, self.allowed, flux, ivar, obj_fine, z_fine)
         known = fine.numpy().copy()
         known[:, coarse.numpy()] = True
         index = np.arange(n_z)
@@ -558,12 +478,14 @@ class TemplateFitter:
         # at once, the rest pair by pair
         shared = torch.nonzero(evaluate.float().mean(dim=0) >= 0.5)[:, 0]
         if shared.numel() and flux.shape[0] > 1:
-            chi2[:, shared] = torch.where(evaluate[:, shared], self._chi2_columns(flux, weight, shared), torch.inf)
+            chi2[:, shared] = torch.where(
+                evaluate[:, shared], column_chi2(self.template_cube, self.allowed, flux, weight, shared), torch.inf
+            )
             evaluate = evaluate.clone()
             evaluate[:, shared] = False
         obj, zi = evaluate.nonzero(as_tuple=True)
         if obj.numel():
-            chi2[obj, zi] = self._chi2_pairs(flux, weight, obj, zi)
+            chi2[obj, zi] = pair_chi2(self.template_cube, self.allowed, flux, weight, obj, zi)
         return chi2.numpy()
 
     def unconstrained_chi2_at(self, flux_njy, ivar, mask, evaluate) -> np.ndarray:
@@ -590,28 +512,11 @@ class TemplateFitter:
         """
         flux, weight, _ = self.weighted_arrays(flux_njy, ivar, mask)
         evaluate = self._evaluate_mask(evaluate, flux.shape[0])
-        n, n_t = flux.shape[0], self.template_cube.shape[1]
-        weighted = weight * flux
-        total = (weighted * flux).sum(dim=1)
         chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
         columns = torch.nonzero(evaluate.any(dim=0))[:, 0]
-        eye = torch.eye(n_t, dtype=torch.float64)
-        step = max(1, (64 << 20) // (n * n_t * n_t * 8))  # ~64 MB of Gram matrices at a time
-        for start in range(0, columns.numel(), step):
-            zi = columns[start : start + step]
-            gram = self._coarse_grams(zi, weight)  # (n, z, T, T)
-            rhs = torch.einsum("ztl,nl->nzt", self.template_cube[zi], weighted)
-            allowed = self.allowed[zi][None].expand(n, -1, -1)
-            # templates not allowed at a redshift are held at 0: identity rows, no right-hand side
-            gram = torch.where(allowed[..., :, None] & allowed[..., None, :], gram, eye)
-            gram = gram + torch.diag_embed(1e-10 * gram.diagonal(dim1=-2, dim2=-1).clamp(min=0) + 1e-300)
-            rhs = torch.where(allowed, rhs, torch.zeros_like(rhs))
-            factor, info = torch.linalg.cholesky_ex(gram)
-            d = torch.linalg.solve_triangular(factor, rhs[..., None], upper=False)[..., 0]
-            # min over c of ||W^1/2 (f - A c)||^2 = f^T W f - b^T G^-1 b, less a margin for the ridge
-            bound = total[:, None] - (d * d).sum(dim=-1) - 1e-8 * total[:, None]
-            bound = torch.where((info == 0) & torch.isfinite(bound), bound.clamp(min=0.0), torch.zeros_like(bound))
-            chi2[:, zi] = torch.where(evaluate[:, zi], bound, torch.inf)
+        if columns.numel():
+            bound = unconstrained_column_chi2(self.template_cube, self.allowed, flux, weight, columns)
+            chi2[:, columns] = torch.where(evaluate[:, columns], bound, torch.inf)
         return chi2.numpy()
 
     def _evaluate_mask(self, evaluate, n: int) -> torch.Tensor:

@@ -85,28 +85,50 @@ def embed_stream(model, n_objects: int, seed: int, chunk: int = 500, progress: b
     return {k: (torch.cat(v) if k != "input_set" else np.array(v)) for k, v in out.items()}
 
 
+def cached_stream(model, n_objects: int, seed: int, cache, model_path: str) -> dict:
+    """`embed_stream`, kept in ``cache`` (a folder) so that head variants can be tried on the same embeddings."""
+    if cache is None:
+        return embed_stream(model, n_objects, seed)
+    from pathlib import Path
+
+    from jwst_embed.weights import sha256_of
+
+    path = Path(cache) / f"stream-{sha256_of(model_path)[:12]}-{seed}-{n_objects}.pt"
+    if path.exists():
+        stored = torch.load(path, weights_only=True)
+        return {**stored["tensors"], "input_set": np.array(stored["input_set"])}
+    data = embed_stream(model, n_objects, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v for k, v in data.items() if k != "input_set"}
+    torch.save({"tensors": tensors, "input_set": data["input_set"].tolist()}, path)
+    return data
+
+
 def _reinit(module: torch.nn.Module) -> None:
     for layer in module.modules():
         if hasattr(layer, "reset_parameters") and layer is not module:
             layer.reset_parameters()
 
 
-def train_heads(heads, data, steps: int, batch_size: int = 512, lr: float = 2e-3, seed: int = 0) -> float:
-    """AdamW with a cosine schedule on fixed embeddings; returns the seconds spent."""
+#: Weights of each head's loss when they are trained together.
+HEAD_WEIGHTS = {"redshift": 1.0, "log_mass": 0.5, "morphology": 0.5}
+
+
+def train_heads(heads, data, steps: int, batch_size: int = 512, lr: float = 2e-3, seed: int = 0,
+                names=tuple(HEAD_WEIGHTS)) -> float:  # fmt: skip
+    """AdamW with a cosine schedule on fixed embeddings (the heads ``names`` only); returns the seconds spent."""
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=1e-3)
+    parameters = [p for name in names for p in heads[name].parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
     n = data["fused"].shape[0]
-    heads.train()
+    for name in names:
+        heads[name].train()
     start = time.perf_counter()
     for _ in range(steps):
         rows = torch.randint(0, n, (batch_size,), generator=generator)
         fused = data["fused"][rows]
-        loss = (
-            heads["redshift"].loss(heads["redshift"](fused), data["redshift"][rows])
-            + 0.5 * heads["log_mass"].loss(heads["log_mass"](fused), data["log_mass"][rows])
-            + 0.5 * heads["morphology"].loss(heads["morphology"](fused), data["morphology"][rows])
-        )
+        loss = sum(HEAD_WEIGHTS[name] * heads[name].loss(heads[name](fused), data[name][rows]) for name in names)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -210,8 +232,8 @@ def metrics(heads, data) -> dict:
         zt = data["redshift"].numpy()[rows]
         result[name] = {
             "n": int(rows.sum()),
-            "z_sigma_nmad": round(sigma_nmad(z["z_median"].numpy()[rows], zt), 4),
-            "z_outlier_frac": round(outlier_fraction(z["z_median"].numpy()[rows], zt), 4),
+            "z_sigma_nmad": round(sigma_nmad(z["z_point"].numpy()[rows], zt), 4),
+            "z_outlier_frac": round(outlier_fraction(z["z_point"].numpy()[rows], zt), 4),
             "z_coverage_68": round(float(((z["z_16"].numpy()[rows] <= zt) & (zt <= z["z_84"].numpy()[rows])).mean()), 3),
             "logm_sigma": round(float((m.numpy()[rows] - data["log_mass"].numpy()[rows]).std()), 4),
             "logm_bias": round(float((m.numpy()[rows] - data["log_mass"].numpy()[rows]).mean()), 4),
@@ -229,6 +251,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--decoder-steps", type=int, default=1500, help="0 leaves the decoder as it is")
     parser.add_argument("--keep-heads", action="store_true", help="leave the heads as they are; refit the decoder only")
+    parser.add_argument("--heads", nargs="+", choices=list(HEAD_WEIGHTS), default=list(HEAD_WEIGHTS),
+                        help="the heads to train (the others are kept as they are)")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="train the heads on from their weights instead of re-initialising them")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the heads")
+    parser.add_argument("--cache", default=None,
+                        help="folder for the embedded mock streams (reused when they are there: same model and sizes)")
     parser.add_argument("--decoder-refiner", type=int, default=0, metavar="K",
                         help="add a SpectrumRefiner of kernel K to the decoder before its refit")
     parser.add_argument("--seam-weight", type=float, default=0.0,
@@ -249,17 +278,20 @@ def main() -> None:
         if unexpected or not all(key.startswith("spectrum_decoder.refiner.") for key in missing):
             raise SystemExit(f"cannot add a refiner to {args.input}: missing {missing}, unexpected {unexpected}")
         model = refined.float().eval()
-    train = embed_stream(model, args.n_train, TRAIN_SEED)
-    validation = embed_stream(model, args.n_validation, VALIDATION_SEED)
+    train = cached_stream(model, args.n_train, TRAIN_SEED, args.cache, args.input)
+    validation = cached_stream(model, args.n_validation, VALIDATION_SEED, args.cache, args.input)
     before = metrics(model.heads, validation)
+    temperature = previous.get("heads_refit", {}).get("redshift_temperature")
     if args.keep_heads:
         seconds, steps = 0.0, 0
-        temperature = previous.get("heads_refit", {}).get("redshift_temperature")
     else:
-        for head in model.heads.values():
-            _reinit(head)
-        seconds, steps = train_heads(model.heads, train, args.steps), args.steps
-        temperature = calibrate_redshift_temperature(model.heads["redshift"], validation)
+        if not args.fine_tune:
+            for name in args.heads:
+                _reinit(model.heads[name])
+        seconds = train_heads(model.heads, train, args.steps, lr=args.lr, names=tuple(args.heads))
+        steps = args.steps
+        if "redshift" in args.heads:
+            temperature = calibrate_redshift_temperature(model.heads["redshift"], validation)
     after = metrics(model.heads, validation)
     decoder_before = decoder_metrics(model.spectrum_decoder, validation)
     decoder_seconds = refit_decoder(model.spectrum_decoder, train, args.decoder_steps, seam_weight=args.seam_weight) if args.decoder_steps else 0.0
@@ -273,11 +305,13 @@ def main() -> None:
     if args.keep_heads:
         metadata["decoder_refit"] = refit  # the heads keep the record of their own refit
     else:
-        metadata["heads_refit"] = {**refit, "steps": steps, "redshift_temperature": temperature}
+        metadata["heads_refit"] = {**refit, "steps": steps, "redshift_temperature": temperature,
+                                   "heads": list(args.heads), "fine_tune": args.fine_tune, "lr": args.lr}  # fmt: skip
     save_model(args.output, model, metadata)
     result = {
         "input": args.input, "output": args.output, "n_train": int(len(train["input_set"])),
         "n_validation": int(len(validation["input_set"])), "steps": steps, "keep_heads": args.keep_heads,
+        "heads": list(args.heads), "fine_tune": args.fine_tune, "lr": args.lr,
         "decoder_refiner": args.decoder_refiner, "seam_weight": args.seam_weight, "head_training_s": round(seconds, 1),
         "redshift_temperature": temperature, "before": before, "after": after,
         "decoder_steps": args.decoder_steps, "decoder_training_s": round(decoder_seconds, 1),

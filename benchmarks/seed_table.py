@@ -186,7 +186,7 @@ def run_input_sets(model, batch, input_sets: dict, batch_size: int, progress: bo
             morph = heads["morphology"].predict(fused)
             rec = decoded.double()
             record = out[name]
-            record["z"].append(z["z_median"].numpy())
+            record["z"].append(z["z_point"].numpy())
             record["z16"].append(z["z_16"].numpy())
             record["z84"].append(z["z_84"].numpy())
             record["pit"].append(pit_values(z["pdf"].numpy(), edges, z_true))
@@ -329,7 +329,7 @@ def train_frozen_heads(heads, embeddings, targets, steps: int, lr: float = 1e-3,
 @torch.no_grad()
 def head_predictions(heads, fused: torch.Tensor) -> dict:
     return {
-        "z": heads["redshift"].predict(fused)["z_median"].numpy(),
+        "z": heads["redshift"].predict(fused)["z_point"].numpy(),
         "logm": heads["log_mass"].predict(fused)["log_mass"].numpy(),
         "morph": heads["morphology"].predict(fused)["label"].numpy(),
     }
@@ -423,7 +423,7 @@ def make_figures(pred_ref, labels, batch, description: str, pred_sets: dict, pre
     ok = np.isfinite(pred_ref["z"])
     axes[0].hexbin(z_true[ok], pred_ref["z"][ok], gridsize=70, bins="log", cmap="viridis", extent=(0, 15, 0, 15))
     axes[0].plot([0, 15], [0, 15], "w--", lw=1)
-    axes[0].set(xlabel="true z", ylabel="predicted z (PDF median)")
+    axes[0].set(xlabel="true z", ylabel="predicted z (PDF median, in its most probable peak)")
     ok = np.isfinite(pred_ref["logm"])
     axes[1].hexbin(m_true[ok], pred_ref["logm"][ok], gridsize=60, bins="log", cmap="viridis")
     lims = [m_true.min(), m_true.max()]

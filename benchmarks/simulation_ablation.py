@@ -56,7 +56,7 @@ def main() -> None:
             with torch.no_grad():
                 fused = model(survey.to_batch(sample), decode=False).fused.float()
             predicted = {
-                "z": model.heads["redshift"].predict(fused)["z_median"],
+                "z": model.heads["redshift"].predict(fused)["z_point"],
                 "log_mass": model.heads["log_mass"].predict(fused)["log_mass"],
                 "morphology": model.heads["morphology"].predict(fused)["label"],
             }

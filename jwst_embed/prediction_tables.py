@@ -145,7 +145,7 @@ def _widen_uninformative(values: dict[str, np.ndarray]) -> None:
         return
     edges = values["log1pz_edges"]
     values["pdf"][rows] = widen_to_prior(values["pdf"][rows])
-    for key, quantile in (("z_16", 0.16), ("z_median", 0.5), ("z_84", 0.84), ("z_mode", 0.5)):
+    for key, quantile in (("z_16", 0.16), ("z_median", 0.5), ("z_84", 0.84), ("z_mode", 0.5), ("z_point", 0.5)):
         values[key][rows] = np.expm1(edges[0] + quantile * (edges[-1] - edges[0]))
 
 
@@ -169,13 +169,13 @@ def _spectra_only(embedder: Any, spectra: Any, progress: bool) -> tuple[dict[str
 
 
 def _redshift_columns(values: dict[str, np.ndarray]) -> list[Column]:
-    # Percentile interpolation within a bin and the bin-centre mode can disagree by a
-    # rounding step; keep z_lo <= z <= z_hi exactly, as users will assume it.
-    z = values["z_median"].astype(np.float64)
+    # A median moved into the most probable peak (RedshiftHead.point_estimate) can lie outside
+    # the 16-84% range of a multimodal p(z); keep z_lo <= z <= z_hi, as users will assume it.
+    z = values["z_point"].astype(np.float64)
     z_lo = np.minimum(values["z_16"].astype(np.float64), z)
     z_hi = np.maximum(values["z_84"].astype(np.float64), z)
     return [
-        Column(z, name="z", description="median of p(z)"),
+        Column(z, name="z", description="median of p(z), within its most probable peak"),
         Column(z_lo, name="z_lo", description="16th percentile of p(z)"),
         Column(z_hi, name="z_hi", description="84th percentile of p(z)"),
         Column(values["z_mode"].astype(np.float64), name="z_mode", description="most probable bin of p(z)"),
@@ -248,7 +248,7 @@ def _probabilities_on(pdf_density: np.ndarray, z_grid: np.ndarray) -> np.ndarray
 
 def _network_rows(values: dict[str, np.ndarray], rows: np.ndarray, z_grid: np.ndarray | None):
     """z, z_lo, z_hi, z_mode, pz (on ``z_grid`` or the network's bins) and flags of network rows."""
-    columns = _redshift_columns({key: values[key][rows] for key in ("z_median", "z_16", "z_84", "z_mode")})
+    columns = _redshift_columns({key: values[key][rows] for key in ("z_point", "z_16", "z_84", "z_mode")})
     z = np.asarray(columns[0])
     if z_grid is None:
         pz, grid = values["pdf"][rows].astype(np.float64), values["z_grid"]
@@ -298,7 +298,7 @@ def redshift_table(
 def _redshift_table(values, embedder, method: str, floor: float, fitter, progress: bool) -> Table:
     """The redshift columns of `predict_redshift` from `_run`'s values (see its docstring)."""
     from astropy.table import MaskedColumn
-    n = len(values["prism_flux"] if method == "template" else values["z_median"])
+    n = len(values["prism_flux"] if method == "template" else values["z_point"])
     rows_all = np.arange(n)
     if method != "network":
         usable = (~values["prism_mask"]).sum(axis=1) >= _MIN_SPECTRUM_PIXELS
@@ -332,7 +332,7 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
     table = Table()
     if method == "network":
         columns, pz, flag = _network_rows(values, rows_all, None)
-        for column in _redshift_columns({key: values[key] for key in ("z_median", "z_16", "z_84", "z_mode")}):
+        for column in _redshift_columns({key: values[key] for key in ("z_point", "z_16", "z_84", "z_mode")}):
             table[column.name] = column  # the same numbers as `columns`, with descriptions
         table["pz"] = Column(pz, description="p(z) per bin of meta['z_grid']")
         table.meta["z_grid"] = values["z_grid"]
@@ -372,7 +372,7 @@ def _redshift_table(values, embedder, method: str, floor: float, fitter, progres
         columns, pz[rest], flag[rest] = _network_rows(values, rest, z_grid)
         for key, column in zip(("z", "z_lo", "z_hi", "z_mode"), columns, strict=True):
             out[key][rest] = column
-    table["z"] = Column(out["z"], description="most probable z (network rows: median of p(z))")
+    table["z"] = Column(out["z"], description="most probable z (network rows: median of p(z) within its most probable peak)")
     table["z_lo"] = Column(out["z_lo"], description="16th percentile of p(z)")
     table["z_hi"] = Column(out["z_hi"], description="84th percentile of p(z)")
     table["z_mode"] = Column(out["z_mode"], description="grid redshift of the largest p(z)")

@@ -102,7 +102,9 @@ def predict_redshift(
     Returns
     -------
     table : `~astropy.table.Table`
-        One row per object: ``z`` (network: median of p(z); template methods: most probable
+        One row per object: ``z`` (network: median of p(z), or, for a multimodal p(z) whose median falls
+        between its peaks, the median within its most probable peak: see
+        `~jwst_embed.models.RedshiftHead.point_estimate`; template methods: most probable
         redshift), ``z_lo`` and ``z_hi`` (16th and 84th percentiles), ``z_mode``, ``pz`` ``(N,
         n_z)`` (probability per redshift of ``table.meta["z_grid"]``, rows sum to 1: the
         network's log(1 + z) bins for ``method="network"``, the template grid otherwise),

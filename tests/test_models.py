@@ -322,6 +322,37 @@ def test_redshift_head_uniform_pdf_quantiles():
         )
 
 
+def _peaked_pdf(head: RedshiftHead, peaks: dict[float, float]) -> torch.Tensor:
+    """One PDF with narrow peaks {redshift: probability} on ``head``'s bins."""
+    pdf = torch.zeros(1, head.log1pz_centers.numel())
+    for z, mass in peaks.items():
+        centre = int(torch.bucketize(torch.tensor(math.log1p(z)), head.log1pz_edges)) - 1
+        pdf[0, centre - 1 : centre + 2] += mass / 3
+    return pdf
+
+
+def test_redshift_point_estimate_stays_in_the_most_probable_peak():
+    head = RedshiftHead(4, n_bins=512, z_max=16.0)
+    # three separate peaks, the first the most probable: the median falls in the second one
+    pdf = _peaked_pdf(head, {1.0: 0.4, 3.0: 0.3, 7.0: 0.3})
+    median = float(torch.expm1(head._quantile(pdf, 0.5)))
+    assert abs(median - 3.0) / 4.0 < 0.02
+    assert abs(float(head.point_estimate(pdf)) - 1.0) / 2.0 < 0.01
+    # a peak that wins by less than WINDOW_GAIN does not move the median
+    pdf = _peaked_pdf(head, {1.0: 0.34, 3.0: 0.33, 7.0: 0.33})
+    assert abs(float(head.point_estimate(pdf)) - 3.0) / 4.0 < 0.02
+    # single-peaked (even broad and skewed) and flat PDFs keep their median
+    for pdf in (
+        _peaked_pdf(head, {2.0: 0.6, 2.3: 0.4}),
+        torch.softmax(-((head.log1pz_centers - 1.5).abs() / 0.3)[None, :], dim=1),
+        torch.full((1, 512), 1.0 / 512),
+    ):
+        torch.testing.assert_close(head.point_estimate(pdf), torch.expm1(head._quantile(pdf, 0.5)))
+    # predict() reports it for a batch
+    result = head.predict(torch.zeros(3, 4))
+    torch.testing.assert_close(result["z_point"], head.point_estimate(result["pdf"]))
+
+
 def test_heads_learn_simple_targets():
     torch.manual_seed(0)
     features = torch.randn(64, 8)

@@ -97,6 +97,11 @@ class RedshiftHead(nn.Module):
     (torch.Size([2, 64]), True)
     """
 
+    #: Relative redshift error |dz| / (1 + z) beyond which an estimate is an outlier.
+    OUTLIER_DZ = 0.15
+    #: Probability by which the most probable window must beat the median's to move the estimate.
+    WINDOW_GAIN = 0.05
+
     def __init__(
         self,
         in_dim: int,
@@ -150,14 +155,54 @@ class RedshiftHead(nn.Module):
         result : dict
             ``"pdf"`` ``(B, n_bins)`` probabilities per bin (sum to 1; bin
             centres in `z_centers`), ``"z_median"``, ``"z_16"``, ``"z_84"``
-            (percentiles of the PDF, linear in log(1 + z) within a bin) and
-            ``"z_mode"``, each ``(B,)``.
+            (percentiles of the PDF, linear in log(1 + z) within a bin),
+            ``"z_mode"`` and ``"z_point"`` (`point_estimate`), each ``(B,)``.
         """
         pdf = torch.softmax(self(embedding), dim=1)
         result = {"pdf": pdf, "z_mode": self.z_centers[pdf.argmax(dim=1)]}
         for name, quantile in (("z_16", 0.16), ("z_median", 0.5), ("z_84", 0.84)):
             result[name] = torch.expm1(self._quantile(pdf, quantile))
+        result["z_point"] = self.point_estimate(pdf)
         return result
+
+    def point_estimate(self, pdf: Tensor) -> Tensor:
+        """``(B,)`` redshift that reports a PDF: its median, kept inside its most probable peak.
+
+        An outlier is a redshift off by more than `OUTLIER_DZ` (1 + z). The median of a
+        multimodal PDF can fall between its peaks, where no solution lies; so where the window
+        of outlier width that holds the most probability holds at least `WINDOW_GAIN` more
+        than the window around the median, the median *within* that window is reported instead.
+        A single-peaked PDF keeps its median (its most probable window contains it), and a flat
+        one too (no window wins by the margin).
+
+        Parameters
+        ----------
+        pdf : `torch.Tensor`
+            ``(B, n_bins)`` probabilities per bin of this head.
+
+        Returns
+        -------
+        z : `torch.Tensor`
+        """
+        # the redshifts z_true within the outlier threshold of an estimate z: ln(1 + z_true) in
+        # [ln(1 + z) - ln(1 + dz), ln(1 + z) - ln(1 - dz)], in whole bins of this head
+        width = float(self.log1pz_edges[1] - self.log1pz_edges[0])
+        below = int(math.log1p(self.OUTLIER_DZ) / width)
+        above = int(-math.log1p(-self.OUTLIER_DZ) / width)
+        n_bins = pdf.shape[1]
+        cdf = F.pad(torch.cumsum(pdf, dim=1), (1, 0))
+        centre = torch.arange(n_bins, device=pdf.device)
+        start, stop = (centre - below).clamp(min=0), (centre + above + 1).clamp(max=n_bins)
+        mass = cdf[:, stop] - cdf[:, start]  # (B, n_bins): probability of each bin's window
+        best = mass.argmax(dim=1)
+        median = self._quantile(pdf, 0.5)
+        median_bin = torch.bucketize(median, self.log1pz_edges[1:-1])
+        gain = mass.gather(1, best[:, None]) - mass.gather(1, median_bin[:, None])
+        move = gain[:, 0] >= self.WINDOW_GAIN
+        inside = (centre[None, :] >= start[best][:, None]) & (centre[None, :] < stop[best][:, None])
+        peak = torch.where(inside, pdf, torch.zeros_like(pdf))
+        peak = peak / peak.sum(dim=1, keepdim=True).clamp_min(1e-30)
+        return torch.expm1(torch.where(move, self._quantile(peak, 0.5), median))
 
     def _quantile(self, pdf: Tensor, quantile: float) -> Tensor:
         cdf = torch.cumsum(pdf, dim=1)

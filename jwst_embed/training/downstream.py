@@ -468,7 +468,7 @@ def evaluate_pool(model, pool: TokenPool, instrument, config: DownstreamConfig |
         for chunk in rows.split(512):
             batch, cached = _pool_batch(pool, chunk, instrument, generator, config, shown[chunk])
             fused = model(batch, modality_dropout=False, cached_image_tokens=cached).fused
-            z.append(model.heads["redshift"].predict(fused)["z_median"].cpu())
+            z.append(model.heads["redshift"].predict(fused)["z_point"].cpu())
             logm.append(model.heads["log_mass"].predict(fused)["log_mass"].cpu())
             morph.append(model.heads["morphology"].predict(fused)["label"].cpu())
             decoded = model.spectrum_flux(model.spectrum_decoder(fused).double())

@@ -174,7 +174,7 @@ def quick_validation(
             if heads is not None:
                 fused = output.fused.float()
                 for key, head, label, read in (
-                    ("z", "redshift", "redshift", lambda r: r["z_median"]),
+                    ("z", "redshift", "redshift", lambda r: r["z_point"]),
                     ("m", "log_mass", "log_mass", lambda r: r["log_mass"]),
                     ("c", "morphology", "morphology", lambda r: r["label"]),
                 ):

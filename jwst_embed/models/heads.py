@@ -97,7 +97,7 @@ class RedshiftHead(nn.Module):
     (torch.Size([2, 64]), True)
     """
 
-    #: Relative redshift error |dz| / (1 + z) beyond which an estimate is an outlier.
+    #: Relative redshift error, abs(dz) / (1 + z), beyond which an estimate is an outlier.
     OUTLIER_DZ = 0.15
     #: Probability by which the most probable window must beat the median's to move the estimate.
     WINDOW_GAIN = 0.05

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lent-GPU leg of the default model's downstream training (run through the device tool, or by
 # hand on any CUDA machine): a fresh token pool of POOL mock galaxies simulated on the GPU, then
-# the line reader, fusion, heads and decoder trained on it from START (the shipped v4 by default)
+# the line reader, fusion, heads and decoder trained on it from START (the shipped default by
+# default; v5 was made from v4: START=jwst_embed-default-v4.pt, from git history at e6706e8)
 # until DEADLINE seconds after the training script started; OUT/model.pt (float16) is rewritten
 # at every validation, so a leg cut short still leaves its model. See benchmarks/train_default_v4.py.
 # Expects: wheels for packages the GPU image lacks in .whl/ (astropy, pyerfa, astropy-iers-data,
@@ -27,7 +28,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"
 python3 benchmarks/train_default_v4.py --out "$OUT" --continue-phase2 --leg "${LEG:-4}" \
-    --start-from "${START:-jwst_embed/data/jwst_embed-default-v4.pt}" \
+    --start-from "${START:-jwst_embed/data/jwst_embed-default-v6.pt}" \
     --pool "${POOL:-200000}" --validation "${VALIDATION:-2000}" --pool-batch "${POOL_BATCH:-1024}" --no-save-pools \
     --steps "${STEPS:-1000000}" --batch-size "${BATCH:-512}" --lr-scale "${LR_SCALE:-0.5}" \
     --deadline-seconds "${DEADLINE:-500}" --validate-every "${VALIDATE_EVERY:-1000}" \

@@ -29,6 +29,16 @@ this way:
         --output jwst_embed/data/jwst_embed-default-v3.pt --keep-heads --decoder-refiner 9 \\
         --seam-weight 10 --decoder-steps 1500 --json
 
+``--heads`` refits only the named heads, keeping the others (and the redshift calibration) as
+they are. The shipped ``jwst_embed-default-v6.pt`` is v5 with fresh stellar-mass and morphology
+heads fit on simulator 0.3's mocks (``benchmarks/results/default_v6/refit_h2.json``; ``refit_h1``
+and ``refit_h3`` are the variants not chosen: v5's heads fine-tuned at 5e-4 for 6,000 and 15,000
+steps):
+
+    python benchmarks/refit_heads.py --input jwst_embed/data/jwst_embed-default-v5.pt \
+        --output jwst_embed/data/jwst_embed-default-v6.pt --heads log_mass morphology --lr 2e-3 \
+        --decoder-steps 0 --json
+
 Prints validation metrics before and after, then one JSON object last.
 """
 

@@ -77,20 +77,31 @@ def test_default_model_brighter_galaxy_is_more_massive(default, jades):
     assert bright - faint > 0.3
 
 
-def test_v4_stays_loadable_by_name(tmp_path, monkeypatch):
+def test_v5_stays_loadable_by_name(tmp_path, monkeypatch):
     """The previous default model ships too and loads by its name, verified by its own hash."""
     monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
     monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
-    path = fetch_weights("v4")
-    assert sha256_of(path) == REGISTRY["v4"].sha256 != REGISTRY["default"].sha256
-    assert REGISTRY["v5"].filename == REGISTRY["default"].filename
-    v4 = MultimodalEmbedder.from_pretrained("v4", device="cpu")
+    path = fetch_weights("v5")
+    assert sha256_of(path) == REGISTRY["v5"].sha256 != REGISTRY["default"].sha256
+    assert REGISTRY["v6"].filename == REGISTRY["default"].filename
+    v5 = MultimodalEmbedder.from_pretrained("v5", device="cpu")
     default = MultimodalEmbedder.from_pretrained("default", device="cpu")
-    assert v4.model.config.to_dict() == default.model.config.to_dict()
-    differs = [key for key, value in v4.model.state_dict().items()
-               if not torch.equal(value, default.model.state_dict()[key])]  # fmt: skip
-    # v5 is v4 trained further downstream of the frozen encoders: those are identical
-    assert differs and not any(key.startswith(("image_encoder", "spectrum_encoder")) for key in differs)
+    assert v5.model.config.to_dict() == default.model.config.to_dict()
+    differs = {key.split(".")[1] for key, value in v5.model.state_dict().items()
+               if not torch.equal(value, default.model.state_dict()[key])}  # fmt: skip
+    # v6 is v5 with its stellar-mass and morphology heads refit: embeddings and p(z) are v5's
+    assert differs == {"log_mass", "morphology"}
+
+
+def test_v4_is_registered_but_not_shipped(tmp_path, monkeypatch):
+    """v4 left the package; by name it is fetched into the cache (here: a server that is not there)."""
+    from jwst_embed.weights import WeightsError
+
+    monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
+    monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
+    assert not REGISTRY["v4"].shipped
+    with pytest.raises(WeightsError, match="jwst_embed-default-v4.pt"):
+        fetch_weights("v4")
 
 
 def test_v3_stays_loadable_by_name(tmp_path, monkeypatch):

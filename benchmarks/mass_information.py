@@ -1,0 +1,140 @@
+"""What limits the stellar mass: the head, or what the embedding holds? Oracle features, on mocks.
+
+A stellar-mass head is trained on the frozen fused embeddings of a model (the same mock streams
+as ``refit_heads.py``: 30,000 training galaxies of seed 424242 and 6,000 validation galaxies of
+seed 525252 under six input sets, simulator of this checkout) with extra inputs that a real
+observation would not give exactly, one set of inputs at a time:
+
+``embedding``
+    the fused embedding alone (what the shipped head sees);
+``embedding + true z``
+    plus log(1 + z) of the true redshift;
+``embedding + flux scale``
+    plus the log mean flux of the *noiseless* PRISM spectrum over the whole grid, its red half and
+    its reddest fifth (an exact absolute flux scale);
+``embedding + both``
+    both of the above;
+``noiseless spectrum + true z``
+    no embedding at all: the noiseless spectrum (asinh-stretched) and the true redshift.
+
+If the oracle inputs do not help, the embedding already carries what they say; if even the
+noiseless spectrum with the true redshift leaves a large scatter, the mock survey's spectra do not
+determine the mass that well (slit losses and the M/L spread of the priors). Every head is the
+same MLP (two hidden layers of 256, GELU), trained the same way (6,000 AdamW steps of 512, peak
+learning rate 2e-3, one-cycle, smooth-L1 loss on standardised log M*). Prints the scatter (std and
+NMAD, dex) per input set and, last, one JSON line; ``--out DIR`` writes ``mass_information.json``.
+
+    python benchmarks/mass_information.py --model default --cache ~/.cache/jwst_embed_refit \\
+        --json --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refit_heads import INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  # noqa: E402
+
+VARIANTS = ("embedding", "embedding + true z", "embedding + flux scale", "embedding + both",
+            "noiseless spectrum + true z")  # fmt: skip
+
+
+def flux_scale(spectrum: torch.Tensor) -> torch.Tensor:
+    """log10 of the mean noiseless flux (nJy) over the whole grid, its red half and its reddest fifth."""
+    length = spectrum.shape[1]
+    parts = [spectrum, spectrum[:, length // 2 :], spectrum[:, (4 * length) // 5 :]]
+    return torch.stack([torch.log10(part.mean(dim=1).clamp(min=1e-3)) for part in parts], dim=1)
+
+
+def features(data: dict, variant: str) -> torch.Tensor:
+    log1pz = torch.log1p(data["redshift"].clamp(min=0))[:, None]
+    if variant == "noiseless spectrum + true z":
+        return torch.cat([torch.asinh(data["spectrum_noiseless"] / 20.0), log1pz], dim=1)
+    parts = [data["fused"]]
+    if variant in ("embedding + true z", "embedding + both"):
+        parts.append(log1pz)
+    if variant in ("embedding + flux scale", "embedding + both"):
+        parts.append(flux_scale(data["spectrum_noiseless"]))
+    return torch.cat(parts, dim=1)
+
+
+def train_mass_head(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    mean, std = y.mean(), y.std()
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(), torch.nn.Linear(256, 256),
+                              torch.nn.GELU(), torch.nn.Linear(256, 1))  # fmt: skip
+    optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.05)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        rows = torch.randint(0, len(x), (512,), generator=generator)
+        loss = torch.nn.functional.smooth_l1_loss(net(x[rows])[:, 0], (y[rows] - mean) / std, beta=0.5)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    net.eval()
+    return lambda features: net(features)[:, 0] * std + mean
+
+
+def scatter(residual: np.ndarray) -> dict:
+    nmad = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+    return {"n": int(len(residual)), "std": round(float(residual.std()), 4), "nmad": round(float(nmad), 4)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default", help="registered name or file")
+    parser.add_argument("--cache", default=None, help="folder for the embedded streams (see refit_heads.py)")
+    parser.add_argument("--n-train", type=int, default=30000)
+    parser.add_argument("--n-validation", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from jwst_embed.training.checkpoint import load_model
+    from jwst_embed.weights import fetch_weights
+
+    start = time.perf_counter()
+    path = str(fetch_weights(args.model))
+    model = load_model(path).float().eval()
+    train = cached_stream(model, args.n_train, TRAIN_SEED, args.cache, path)
+    validation = cached_stream(model, args.n_validation, VALIDATION_SEED, args.cache, path)
+    result = {"model": args.model, "n_train": int(len(train["fused"])), "n_validation": int(len(validation["fused"])),
+              "steps": args.steps, "variants": {}}  # fmt: skip
+    print(f"{'inputs':30s} " + " ".join(f"{name:>15s}" for name in ["all", *INPUT_SETS]) + "   (std / NMAD, dex)")
+    for variant in VARIANTS:
+        with torch.no_grad():
+            x_validation = features(validation, variant)
+        head = train_mass_head(features(train, variant), train["log_mass"], args.steps)
+        with torch.no_grad():
+            residual = (head(x_validation) - validation["log_mass"]).numpy()
+        entry = {"all": scatter(residual)}
+        for name in INPUT_SETS:
+            rows = validation["input_set"] == name
+            entry[name] = scatter(residual[rows])
+        result["variants"][variant] = entry
+        print(f"{variant:30s} " + " ".join(f"{entry[n]['std']:7.3f}/{entry[n]['nmad']:.3f}" for n in ["all", *INPUT_SETS]),
+              flush=True)  # fmt: skip
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["command"] = "python benchmarks/mass_information.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "mass_information.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

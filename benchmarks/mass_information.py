@@ -34,10 +34,13 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from jwst_embed.preprocessing.stretch import SPECTRUM_SOFTENING_NJY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refit_heads import INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  # noqa: E402
@@ -56,7 +59,7 @@ def flux_scale(spectrum: torch.Tensor) -> torch.Tensor:
 def features(data: dict, variant: str) -> torch.Tensor:
     log1pz = torch.log1p(data["redshift"].clamp(min=0))[:, None]
     if variant == "noiseless spectrum + true z":
-        return torch.cat([torch.asinh(data["spectrum_noiseless"] / 20.0), log1pz], dim=1)
+        return torch.cat([torch.asinh(data["spectrum_noiseless"] / SPECTRUM_SOFTENING_NJY), log1pz], dim=1)
     parts = [data["fused"]]
     if variant in ("embedding + true z", "embedding + both"):
         parts.append(log1pz)
@@ -65,7 +68,8 @@ def features(data: dict, variant: str) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def train_mass_head(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> torch.nn.Module:
+def train_mass_head(x: torch.Tensor, y: torch.Tensor, steps: int, seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A fresh MLP fit to ``y`` from ``x``; returns the function giving log M* from features."""
     torch.manual_seed(seed)
     mean, std = y.mean(), y.std()
     net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(), torch.nn.Linear(256, 256),

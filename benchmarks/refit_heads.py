@@ -35,8 +35,8 @@ heads fit on simulator 0.3's mocks (``benchmarks/results/default_v6/refit_h2.jso
 and ``refit_h3`` are the variants not chosen: v5's heads fine-tuned at 5e-4 for 6,000 and 15,000
 steps):
 
-    python benchmarks/refit_heads.py --input jwst_embed/data/jwst_embed-default-v5.pt \
-        --output jwst_embed/data/jwst_embed-default-v6.pt --heads log_mass morphology --lr 2e-3 \
+    python benchmarks/refit_heads.py --input jwst_embed/data/jwst_embed-default-v5.pt \\
+        --output jwst_embed/data/jwst_embed-default-v6.pt --heads log_mass morphology --lr 2e-3 \\
         --decoder-steps 0 --json
 
 Prints validation metrics before and after, then one JSON object last.

@@ -344,9 +344,13 @@ class MultimodalEmbedder:
         """Table of morphology and p_<class>; see `jwst_embed.classify_morphology`."""
         return prediction_tables.morphology_table(self, images, spectra, batch_size=batch_size, progress=progress)
 
-    def reconstruct_spectrum(self, images=None, spectra=None, batch_size: int = 64, progress: bool = False):
+    def reconstruct_spectrum(
+        self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, match_flux: bool = True
+    ):
         """PRISM spectra (nJy) decoded from the embedding; see `jwst_embed.reconstruct_spectrum`."""
-        return prediction_tables.reconstructed_spectra(self, images, spectra, batch_size=batch_size, progress=progress)
+        return prediction_tables.reconstructed_spectra(
+            self, images, spectra, batch_size=batch_size, progress=progress, match_flux=match_flux
+        )
 
     def predict(
         self, images=None, spectra=None, batch_size: int = 64, progress: bool = False, method: str = "auto", **kwargs

@@ -499,16 +499,20 @@ def head_tables(
     }
 
 
-def _decoded_to_spectrum(decoded: np.ndarray, embedder: Any):
+def _decoded_to_spectrum(decoded: np.ndarray, embedder: Any, observed: dict[str, np.ndarray] | None = None):
+    """The decoded spectra in nJy; with ``observed`` (prism_flux/ivar/mask), at their flux level."""
     from specutils import Spectrum
+
+    from .reconstruction import match_amplitude
 
     # The decoder predicts the asinh-stretched spectrum; undo the fixed stretch to get nJy.
     flux = embedder.model.config.spectrum_softening_njy * np.sinh(decoded.astype(np.float64))
-    return Spectrum(
-        flux=flux * u.nJy,
-        spectral_axis=embedder.spectral_grid.wavelength,
-        meta={"spectral_mode": "PRISM", "reconstructed": True},
-    )
+    meta = {"spectral_mode": "PRISM", "reconstructed": True}
+    if observed is not None:
+        scale = match_amplitude(flux, observed["prism_flux"], observed["prism_ivar"], observed["prism_mask"])
+        flux = flux * scale[:, None]
+        meta["flux_scale"] = scale
+    return Spectrum(flux=flux * u.nJy, spectral_axis=embedder.spectral_grid.wavelength, meta=meta)
 
 
 def reconstructed_spectra(
@@ -517,6 +521,7 @@ def reconstructed_spectra(
     spectra: Any = None,
     batch_size: int = 64,
     progress: bool = False,
+    match_flux: bool = True,
 ):
     """The spectra of `jwst_embed.predictions.reconstruct_spectrum`.
 
@@ -524,15 +529,15 @@ def reconstructed_spectra(
     ----------
     embedder : `~jwst_embed.MultimodalEmbedder`
         A loaded embedder.
-    images, spectra, batch_size, progress
+    images, spectra, batch_size, progress, match_flux
         As for `jwst_embed.predictions.reconstruct_spectrum`.
 
     Returns
     -------
     spectrum : `~specutils.Spectrum`
     """
-    values, embedder = _run(embedder, images, spectra, batch_size, progress, heads=(), decode=True)
-    return _decoded_to_spectrum(values["decoded_spectrum"], embedder)
+    values, embedder = _run(embedder, images, spectra, batch_size, progress, heads=(), decode=True, keep_spectra=match_flux)
+    return _decoded_to_spectrum(values["decoded_spectrum"], embedder, values if match_flux else None)
 
 
 def prediction_table(

@@ -258,6 +258,7 @@ def reconstruct_spectrum(
     embedder: MultimodalEmbedder | str | os.PathLike | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    match_flux: bool = True,
 ):
     """NIRSpec PRISM spectra of N objects decoded from their fused embedding.
 
@@ -268,12 +269,19 @@ def reconstruct_spectrum(
     ----------
     images, spectra, embedder, batch_size, progress
         As for `predict_redshift`.
+    match_flux : bool, optional
+        Where an object's PRISM spectrum was given, scale its decoded spectrum to the observed
+        flux level (`jwst_embed.reconstruction.match_amplitude`: the data's weighted
+        least-squares amplitude, shrunk toward the decoder's own level by its ~20% uncertainty;
+        a noise-dominated spectrum keeps the decoder's level). Objects without a usable
+        spectrum keep the decoder's level either way. False: the decoder's output as it is.
 
     Returns
     -------
     spectrum : `~specutils.Spectrum`
         Flux ``(N, n_pixels)`` in nJy (f_nu) on the model's log-wavelength grid
-        (``embedder.spectral_grid``, um); ``spectrum[i]`` is object ``i``.
+        (``embedder.spectral_grid``, um); ``spectrum[i]`` is object ``i``. With
+        ``match_flux``, ``spectrum.meta["flux_scale"]`` holds the ``(N,)`` factors applied.
 
     Raises
     ------
@@ -295,7 +303,9 @@ def reconstruct_spectrum(
     >>> predicted.flux.shape, predicted.flux.unit
     ((1, 512), Unit("nJy"))
     """
-    return _resolve_embedder(embedder).reconstruct_spectrum(images, spectra, batch_size=batch_size, progress=progress)
+    return _resolve_embedder(embedder).reconstruct_spectrum(
+        images, spectra, batch_size=batch_size, progress=progress, match_flux=match_flux
+    )
 
 def predict(
     images: Mapping[str, Any] | None = None,

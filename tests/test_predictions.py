@@ -380,3 +380,30 @@ def test_predict_reports_how_z_was_made(embedder, jades, small_fitter, monkeypat
     network = predict(images=images, spectra=[spectra[0], None], embedder=embedder, method="network")
     assert list(network["z_method"]) == ["network", "network"]
 
+
+
+def test_reconstruct_spectrum_matches_the_observed_flux_level(embedder, jades):
+    """With a spectrum given, the decoded spectrum is scaled toward the data's level; never away from it."""
+    from jwst_embed.reconstruction import match_amplitude
+
+    images, spectra = _inputs(jades)
+    raw = reconstruct_spectrum(images=images, spectra=spectra, embedder=embedder, match_flux=False)
+    matched = reconstruct_spectrum(images=images, spectra=spectra, embedder=embedder)
+    assert "flux_scale" not in raw.meta
+    scale = matched.meta["flux_scale"]
+    assert scale.shape == (2,) and np.all(scale >= 0)
+    np.testing.assert_allclose(matched.flux.value, raw.flux.value * scale[:, None], rtol=1e-12)
+    # the factors are those of match_amplitude on the spectra as the model saw them
+    batch = make_batch(images=images, spectra={"PRISM": spectra}, image_grid=embedder.image_grid,
+                       spectral_grid=embedder.spectral_grid)  # fmt: skip
+    prism = batch.spectra["PRISM"]
+    observed, ivar, mask = prism.values.double().numpy(), prism.ivar.double().numpy(), prism.mask.numpy()
+    np.testing.assert_allclose(scale, match_amplitude(raw.flux.value, observed, ivar, mask), rtol=1e-6)
+    assert not np.allclose(scale, 1.0)
+    # the posterior mean lies between the decoder's level and the data's: chi2 cannot grow
+    weight = np.where(mask, 0.0, ivar)
+    chi2 = [((observed - s.flux.value) ** 2 * weight).sum(axis=1) for s in (raw, matched)]
+    assert np.all(chi2[1] <= chi2[0])
+    # images alone: no data to match, the decoder's level
+    alone = reconstruct_spectrum(images=images, embedder=embedder)
+    np.testing.assert_array_equal(alone.meta["flux_scale"], np.ones(2))

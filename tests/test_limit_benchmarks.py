@@ -1,0 +1,58 @@
+"""The pieces of the what-limits benchmarks (morphology_ceiling.py, spectrum_r2_ceiling.py) that need no simulation."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _module(name):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_pixel_classifier_reads_both_channels_of_a_cutout():
+    ceiling = _module("morphology_ceiling")
+    torch.manual_seed(0)
+    classifier = ceiling.PixelClassifier(6).eval()
+    stretched, weight = torch.randn(3, 64, 64), torch.ones(3, 64, 64)
+    logits = classifier(stretched, weight)
+    assert logits.shape == (3, 6)
+    assert not torch.allclose(logits, classifier(stretched, torch.zeros_like(weight)))
+
+
+def test_aperture_signal_to_noise_scales_with_flux_and_ignores_masked_pixels():
+    ceiling = _module("morphology_ceiling")
+    image = torch.zeros(2, 64, 64)
+    image[:, 30:34, 30:34] = 1.0
+    image[1] *= 4.0
+    ivar = torch.full((2, 64, 64), 4.0)
+    mask = torch.zeros(2, 64, 64, dtype=torch.bool)
+    snr = ceiling._signal_to_noise(image, ivar, mask)
+    assert snr[1] == pytest.approx(4 * snr[0])
+    # the noise is that of the pixels within 0.3" (7.5 pixels of 0.04"): 177 of them at sigma 0.5
+    n_pixels = int((((torch.arange(64) - 31.5)[:, None] ** 2 + (torch.arange(64) - 31.5)[None, :] ** 2) <= 7.5**2).sum())
+    assert snr[0] == pytest.approx(16.0 / (0.5 * np.sqrt(n_pixels)), rel=1e-5)
+    mask[0, 31, 31] = True  # a masked pixel adds no noise
+    assert ceiling._signal_to_noise(image, ivar, mask)[0] > snr[0]
+
+
+def test_fitted_amplitude_is_the_weighted_least_squares_scale():
+    ceiling = _module("spectrum_r2_ceiling")
+    shape = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
+    observed = np.array([[2.0, 4.0, 6.0], [5.0, 5.0, 5.0]])
+    ivar = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # the second row has no data
+    np.testing.assert_allclose(ceiling.fitted_amplitude(shape, observed, ivar), [2.0, 1.0])

@@ -15,7 +15,11 @@ observation would not give exactly, one set of inputs at a time:
 ``embedding + both``
     both of the above;
 ``noiseless spectrum + true z``
-    no embedding at all: the noiseless spectrum (asinh-stretched) and the true redshift.
+    no embedding at all: the noiseless spectrum (asinh-stretched) and the true redshift;
+``embedding + measured fluxes``
+    plus fluxes measured from the observed inputs the embedding was made from (`measured_fluxes`:
+    0.3" aperture fluxes of the given bands, the given spectrum's weighted mean flux), which a
+    user has: can a head that sees the flux scale do better than the embedding alone?
 
 If the oracle inputs do not help, the embedding already carries what they say; if even the
 noiseless spectrum with the true redshift leaves a large scatter, the mock survey's spectra do not
@@ -46,7 +50,62 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refit_heads import INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  # noqa: E402
 
 VARIANTS = ("embedding", "embedding + true z", "embedding + flux scale", "embedding + both",
-            "noiseless spectrum + true z")  # fmt: skip
+            "noiseless spectrum + true z", "embedding + measured fluxes")  # fmt: skip
+#: Radius of the aperture of the measured image fluxes.
+APERTURE_ARCSEC = 0.3
+
+
+def measured_fluxes(n_objects: int, seed: int, chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fluxes measured from the *observed* inputs of the objects of `refit_heads.embed_stream`.
+
+    The stream is drawn again (the same seed and chunks, so the same objects, input sets and
+    order); for each object, from the inputs of its input set only: per band, the asinh of the
+    flux in a 0.3" aperture (over 10 nJy) and whether the band was given; for the spectrum, the
+    asinh of the inverse-variance weighted mean flux over the whole grid and its red half (over
+    1 nJy) and whether it was given. What a user's photometry would add beside the embedding.
+    Returns the ``(N, 19)`` features and the objects' true redshifts (to check the match).
+    """
+    from refit_heads import ALL_BANDS
+
+    from jwst_embed.simulation.survey import MockSurvey, SurveyConfig, batch_generator
+
+    survey = MockSurvey(SurveyConfig(bands=ALL_BANDS, spectrum_fraction=0.7), device="cpu")
+    names = list(INPUT_SETS)
+    size_pixels = survey.config.image_grid.n_pixels
+    radius = APERTURE_ARCSEC / survey.config.image_grid.pixel_scale.to_value("arcsec")
+    yy, xx = torch.meshgrid(torch.arange(size_pixels), torch.arange(size_pixels), indexing="ij")
+    centre = (size_pixels - 1) / 2
+    aperture = ((yy - centre) ** 2 + (xx - centre) ** 2) <= radius**2
+    out, redshift = [], []
+    for index, start in enumerate(range(0, n_objects, chunk)):
+        size = min(chunk, n_objects - start)
+        batch = survey.to_batch(survey.sample(size, generator=batch_generator(seed, index, "cpu")))
+        name = names[index % len(names)]
+        subset = batch.select(list(INPUT_SETS[name]))
+        subset = subset.index(torch.nonzero(subset.present.any(dim=1)).flatten())
+        columns = []
+        for band in ALL_BANDS:
+            if band in subset.images:
+                image = subset.images[band]
+                present = subset.present[:, subset.modalities.index(band)]
+                flux = torch.where(image.mask | ~aperture, 0.0, image.values).sum(dim=(1, 2))
+                columns += [torch.where(present, torch.asinh(flux / 10.0), 0.0), present.float()]
+            else:
+                columns += [torch.zeros(len(subset)), torch.zeros(len(subset))]
+        if "PRISM" in subset.spectra:
+            prism = subset.spectra["PRISM"]
+            present = subset.present[:, subset.modalities.index("PRISM")]
+            weight = torch.where(prism.mask, 0.0, prism.ivar)
+            half = prism.values.shape[1] // 2
+            for part in (slice(None), slice(half, None)):
+                mean = (prism.values[:, part] * weight[:, part]).sum(dim=1) / weight[:, part].sum(dim=1).clamp_min(1e-30)
+                columns.append(torch.where(present, torch.asinh(mean), 0.0))
+            columns.append(present.float())
+        else:
+            columns += [torch.zeros(len(subset))] * 3
+        out.append(torch.stack(columns, dim=1).float())
+        redshift.append(subset.targets["redshift"].float())
+    return torch.cat(out), torch.cat(redshift)
 
 
 def flux_scale(spectrum: torch.Tensor) -> torch.Tensor:
@@ -65,6 +124,8 @@ def features(data: dict, variant: str) -> torch.Tensor:
         parts.append(log1pz)
     if variant in ("embedding + flux scale", "embedding + both"):
         parts.append(flux_scale(data["spectrum_noiseless"]))
+    if variant == "embedding + measured fluxes":
+        parts.append(data["measured_fluxes"])
     return torch.cat(parts, dim=1)
 
 
@@ -114,6 +175,10 @@ def main(argv=None) -> dict:
     model = load_model(path).float().eval()
     train = cached_stream(model, args.n_train, TRAIN_SEED, args.cache, path)
     validation = cached_stream(model, args.n_validation, VALIDATION_SEED, args.cache, path)
+    for data, n, seed in ((train, args.n_train, TRAIN_SEED), (validation, args.n_validation, VALIDATION_SEED)):
+        data["measured_fluxes"], redshift = measured_fluxes(n, seed)
+        if redshift.shape != data["redshift"].shape or not torch.allclose(redshift, data["redshift"]):
+            raise RuntimeError("the stream drawn again does not match the cached one")
     result = {"model": args.model, "n_train": int(len(train["fused"])), "n_validation": int(len(validation["fused"])),
               "steps": args.steps, "variants": {}}  # fmt: skip
     print(f"{'inputs':30s} " + " ".join(f"{name:>15s}" for name in ["all", *INPUT_SETS]) + "   (std / NMAD, dex)")

@@ -163,24 +163,27 @@ def classify(classifier: PixelClassifier, data: dict, chunk: int = 512) -> np.nd
 
 
 @torch.no_grad()
-def model_labels(model_name: str, data: dict, chunk: int = 512) -> np.ndarray:
-    """The default model's morphology labels from its F150W-only embeddings."""
+def cutout_outputs(model, data: dict, chunk: int = 512):
+    """The model's outputs (`~jwst_embed.models.ModelOutput`) for the F150W cutouts of ``data`` alone, chunk by chunk."""
     from jwst_embed.inference import forward
     from jwst_embed.preprocessing import Batch, ModalityTensors
+
+    for start in range(0, data["label"].shape[0], chunk):
+        rows = slice(start, start + chunk)
+        tensors = ModalityTensors(values=data["values"][rows], ivar=data["ivar"][rows], mask=data["mask"][rows])
+        present = torch.ones(tensors.values.shape[0], 1, dtype=torch.bool)
+        batch = Batch(images={BAND: tensors}, spectra={}, present=present, modalities=(BAND,))
+        yield forward(model, batch, torch.device("cpu"), decode=False)
+
+
+@torch.no_grad()
+def model_labels(model_name: str, data: dict) -> np.ndarray:
+    """The model's morphology labels from its F150W-only embeddings."""
     from jwst_embed.training.checkpoint import load_model
     from jwst_embed.weights import fetch_weights
 
     model = load_model(fetch_weights(model_name)).float().eval()
-    labels = []
-    for i in range(0, data["label"].shape[0], chunk):
-        rows = slice(i, i + chunk)
-        tensors = ModalityTensors(
-            values=data["values"][rows], ivar=data["ivar"][rows], mask=data["mask"][rows]
-        )
-        batch = Batch(images={BAND: tensors}, spectra={}, present=torch.ones(tensors.values.shape[0], 1, dtype=torch.bool),
-                      modalities=(BAND,))  # fmt: skip
-        output = forward(model, batch, torch.device("cpu"), decode=False)
-        labels.append(model.heads["morphology"].predict(output.fused)["label"])
+    labels = [model.heads["morphology"].predict(output.fused)["label"] for output in cutout_outputs(model, data)]
     return torch.cat(labels).numpy()
 
 

@@ -30,32 +30,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from morphology_ceiling import BAND, TRAIN_SEED, VALIDATION_SEED, scores, simulate  # noqa: E402
+from morphology_ceiling import BAND, TRAIN_SEED, VALIDATION_SEED, cutout_outputs, scores, simulate  # noqa: E402
 
 from jwst_embed.classes import MORPHOLOGY_CLASSES  # noqa: E402
 
 
 @torch.no_grad()
-def readout_inputs(model, data: dict, chunk: int = 512) -> dict:
+def readout_inputs(model, data: dict) -> dict:
     """Fused embedding, the image's projected tokens (flattened) and the shipped head's labels."""
-    from jwst_embed.inference import forward
-    from jwst_embed.preprocessing import Batch, ModalityTensors
-
     n_real = 1 + model.config.n_summary_tokens
     out: dict[str, list] = {"fused": [], "image_tokens": [], "shipped": []}
-    for start in range(0, data["label"].shape[0], chunk):
-        rows = slice(start, start + chunk)
-        tensors = ModalityTensors(
-            values=data["values"][rows], ivar=data["ivar"][rows], mask=data["mask"][rows]
-        )
-        n = tensors.values.shape[0]
-        batch = Batch(
-            images={BAND: tensors},
-            spectra={},
-            present=torch.ones(n, 1, dtype=torch.bool),
-            modalities=(BAND,),
-        )
-        output = forward(model, batch, torch.device("cpu"), decode=False)
+    for output in cutout_outputs(model, data):
         out["fused"].append(output.fused.float())
         out["image_tokens"].append(output.tokens[BAND][:, :n_real].float().flatten(1))
         out["shipped"].append(model.heads["morphology"].predict(output.fused)["label"])

@@ -20,7 +20,9 @@ each object
 
 and reports mean and median R^2 overall and in bins of ``contrast`` and of spectral S/N. On the 68
 real spectra (../shared/real and real/dev; no truth there) it reports the factors ``match_flux``
-applies and the reduced chi2 of the decoded spectra against the observed ones, before and after.
+applies and the reduced chi2 of the decoded spectra against the observed ones, before and after;
+and, on 4,000 mocks of a training-side seed (424243), the spread of the decoder's flux level that
+sets ``jwst_embed.reconstruction.DECODER_AMPLITUDE_SIGMA``.
 
 Prints a table, then one JSON object last::
 
@@ -44,11 +46,16 @@ from seed_table import ALL_BANDS, SNR_BINS  # noqa: E402
 from jwst_embed.metrics import spectrum_r2, summarise_r2  # noqa: E402
 
 SEED = 990001
+#: Training-side seed of the mocks that set `~jwst_embed.reconstruction.DECODER_AMPLITUDE_SIGMA`.
+CALIBRATION_SEED = 424243
 CONTRAST_BINS = (1.0, 3.0, 10.0, 100.0, 1e3, np.inf)
 
 
 def fitted_amplitude(shape: np.ndarray, observed: np.ndarray, ivar: np.ndarray) -> np.ndarray:
-    """Inverse-variance weighted least-squares amplitude of ``shape`` in ``observed`` ((N,) per row; 1 where undefined)."""
+    """Inverse-variance weighted least-squares amplitude of ``shape`` in ``observed`` ((N,) per row; 1 where undefined).
+
+    `jwst_embed.reconstruction.match_amplitude` without its prior and its clip at 0: the data alone.
+    """
     norm = (shape * shape * ivar).sum(axis=1)
     amplitude = np.where(
         norm > 0, (shape * observed * ivar).sum(axis=1) / np.where(norm > 0, norm, 1.0), 1.0
@@ -80,6 +87,20 @@ def decoded_spectra(model_name: str, batch, chunk: int = 256) -> np.ndarray:
         output = model(selected.index(rows), mask_inputs=False, modality_dropout=False, decode=True)
         out.append((SPECTRUM_SOFTENING_NJY * torch.sinh(output.decoded_spectrum.double())).numpy())
     return np.concatenate(out)
+
+
+def decoder_amplitude_sigma(model_name: str, n_objects: int = 4000, seed: int = CALIBRATION_SEED) -> float:
+    """Spread of the decoder's flux level: the prior width of `~jwst_embed.reconstruction.match_amplitude`.
+
+    The standard deviation (clipped to [0, 3]) of the amplitude that best fits the decoded spectrum
+    (F150W + PRISM) to the noiseless one, on mocks of a training-side seed (not the seed table's).
+    """
+    from seed_table import simulate
+
+    batch, _ = simulate(ALL_BANDS, n_objects, seed, chunk=500, progress=False)
+    truth = batch.targets["spectrum_noiseless"].double().numpy()
+    amplitude = fitted_amplitude(decoded_spectra(model_name, batch), truth, np.ones_like(truth))
+    return round(float(np.clip(amplitude, 0.0, 3.0).std()), 4)
 
 
 def real_flux_levels(model_name: str) -> dict:
@@ -157,6 +178,8 @@ def main() -> None:
                 result[key].append({"min": low, "max": None if not np.isfinite(high) else high, "n": int(keep.sum()),
                                     **{name: _summary(r[keep]) for name, r in r2.items()}})  # fmt: skip
     result["real"] = real_flux_levels(args.model)
+    result["decoder_amplitude_sigma"] = {"seed": CALIBRATION_SEED, "n_objects": 4000,
+                                         "sigma": decoder_amplitude_sigma(args.model)}  # fmt: skip
     result["seconds"] = round(time.perf_counter() - started, 1)
     if not args.json:
         names = list(r2)

@@ -1,8 +1,8 @@
 """Decoded spectra brought to the flux level of the observed spectrum.
 
 The spectrum decoder reads only the fused embedding, and an embedding knows an object's flux
-level to ~10% for bright spectra and ~25% for faint ones (the decoded spectrum's best-fitting
-amplitude against the noiseless mock, in bins of spectral S/N). Where the object's own PRISM
+level to ~20% (`DECODER_AMPLITUDE_SIGMA`: the spread of the decoded spectrum's best-fitting
+amplitude against the noiseless mock). Where the object's own PRISM
 spectrum was given, its data measure that level too: the inverse-variance weighted least-squares
 amplitude of the decoded shape (the matched filter), with a variance of
 ``1 / sum(decoded^2 * ivar)``. `match_amplitude` combines the two as a Gaussian prior (amplitude
@@ -22,7 +22,8 @@ __all__ = ["DECODER_AMPLITUDE_SIGMA", "match_amplitude"]
 
 #: Prior width of the decoded spectrum's amplitude (as a fraction): the standard deviation of the
 #: amplitude that best fits the default model's decoded spectrum (F150W + PRISM) to the noiseless
-#: spectrum, clipped to [0, 3], on 4,000 mocks of a training-side seed (424243): 0.204.
+#: spectrum, clipped to [0, 3], on 4,000 mocks of a training-side seed (424243): 0.204
+#: (``benchmarks/spectrum_r2_ceiling.py``, ``decoder_amplitude_sigma`` in its results).
 DECODER_AMPLITUDE_SIGMA = 0.2
 
 

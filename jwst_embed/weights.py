@@ -63,32 +63,39 @@ class WeightsFile:
     shipped: bool = False
 
 
-#: Registered weights, by model name. "default" (also "v6"): the ``small`` model with a spectrum
-#: line reader (8.2 M parameters, float16 file): v5 with its stellar-mass and morphology heads
-#: refit on clean embeddings of simulator 0.3's mocks (``benchmarks/refit_heads.py``; encoders,
-#: fusion, redshift head and decoder unchanged, so every embedding and p(z) is v5's). "v5": the
-#: previous default, v4 with its line reader, fusion, heads and decoder trained for one more leg on
-#: one H100 (``benchmarks/gpu_downstream_leg.sh``: a fresh pool of 200,000 mock galaxies, 4,724
-#: steps of 512). "v4": v3's encoders with the line reader, fusion, heads and decoder trained
-#: downstream of them on the CPU by ``benchmarks/train_default_v4.py``; no longer shipped (fetched
-#: into the cache, or pass its file, in git history at commit e6706e8). "v3": the model before the
-#: line reader (``small``, 7.3 M parameters), pretrained on one H100 with
+#: Registered weights, by model name. "default" (also "v7"): the ``small`` model with a spectrum
+#: line reader (8.2 M parameters, float16 file): v6 with its image encoder, image projection and
+#: morphology head trained further on whole (unmasked) mock cutouts of simulator 0.3 on two CPU
+#: cores (``configs/finetune_images_cpu.toml``, 306 steps of 64); every other weight is v6's, so a
+#: spectrum alone gets v6's embedding and p(z) to the bit. "v6": the previous default, v5 with its
+#: stellar-mass and morphology heads refit on clean embeddings of simulator 0.3's mocks
+#: (``benchmarks/refit_heads.py``). "v5": v4 with its line reader, fusion, heads and decoder
+#: trained for one more leg on one H100 (``benchmarks/gpu_downstream_leg.sh``); no longer shipped
+#: (fetched into the cache, or pass its file, in git history at commit 530a818). "v4": v3's
+#: encoders with the line reader, fusion, heads and decoder trained downstream of them on the CPU
+#: by ``benchmarks/train_default_v4.py``; no longer shipped (git history at commit e6706e8). "v3":
+#: the model before the line reader (``small``, 7.3 M parameters), pretrained on one H100 with
 #: ``benchmarks/gpu_session.sh``, its heads and decoder refit with ``benchmarks/refit_heads.py``.
 #: Model card: docs/model_card.rst.
-_V6 = WeightsFile(
+_V7 = WeightsFile(
     name="default",
-    filename="jwst_embed-default-v6.pt",
-    sha256="b5ff421184e6daa767d5ffb2a87a4296c9314b190107832df2b17d21015d839f",
+    filename="jwst_embed-default-v7.pt",
+    sha256="cef96ce693483f9f5bcd2c7d27ec6fc625b97e99bd1c474615adddb51d0644fd",
     shipped=True,
 )
 REGISTRY: dict[str, WeightsFile] = {
-    "default": _V6,
-    "v6": WeightsFile("v6", _V6.filename, _V6.sha256, shipped=True),
+    "default": _V7,
+    "v7": WeightsFile("v7", _V7.filename, _V7.sha256, shipped=True),
+    "v6": WeightsFile(
+        name="v6",
+        filename="jwst_embed-default-v6.pt",
+        sha256="b5ff421184e6daa767d5ffb2a87a4296c9314b190107832df2b17d21015d839f",
+        shipped=True,
+    ),
     "v5": WeightsFile(
         name="v5",
         filename="jwst_embed-default-v5.pt",
         sha256="1677bae5616b7a3a3d328e6ef9365a69194cf31914d50647600c582fddcb9af9",
-        shipped=True,
     ),
     "v4": WeightsFile(
         name="v4",

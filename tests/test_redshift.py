@@ -248,7 +248,7 @@ def test_the_scan_skips_only_redshifts_that_cannot_matter(fitter, bright_sample,
     z_true = s["redshift"].numpy().astype(np.float64)
     edges = np.linspace(0.0, math.log1p(16.0), 513)
     calls = {"bounded": 0}
-    bound = Fitter.unconstrained_chi2_at
+    bound = Fitter._weighted_unconstrained_chi2_at  # what the joint redshift calls
 
     def counted(self, *args):
         out = bound(self, *args)
@@ -257,10 +257,10 @@ def test_the_scan_skips_only_redshifts_that_cannot_matter(fitter, bright_sample,
 
     for centre in (z_true, np.clip((1 + z_true) * 1.5 - 1, 0.05, 15.5)):
         pdf = _gaussian_pdf(centre, 0.005, edges)
-        monkeypatch.setattr(Fitter, "unconstrained_chi2_at", counted)
+        monkeypatch.setattr(Fitter, "_weighted_unconstrained_chi2_at", counted)
         pruned = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter)
         # a bound of 0 rules nothing out: every scan point gets its non-negative fit
-        monkeypatch.setattr(Fitter, "unconstrained_chi2_at", lambda self, f, i, m, e: np.where(e, 0.0, np.inf))
+        monkeypatch.setattr(Fitter, "_weighted_unconstrained_chi2_at", lambda self, f, w, e: np.where(e, 0.0, np.inf))
         full = joint_redshift(pdf, edges, s["spectrum"], s["spectrum_ivar"], s["spectrum_mask"], fitter)
         np.testing.assert_allclose(pruned.z, full.z, rtol=1e-9)
         np.testing.assert_allclose(pruned.pz, full.pz, atol=1e-9)

@@ -62,6 +62,35 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(final_b[name], value, rtol=0, atol=1e-6)
 
 
+def test_train_modules_trains_only_those(tmp_path):
+    trainer = _trainer(tmp_path, max_steps=6, checkpoint_every=0, train_modules=["image_encoder", "heads.morphology"])
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    trainer.train()
+    after = trainer.model.state_dict()
+    changed = {name for name, value in after.items() if not torch.equal(value, before[name])}
+    assert changed, "nothing trained"
+    assert all(name.startswith(("image_encoder.", "heads.morphology.")) for name in changed), sorted(changed)[:5]
+    assert any(name.startswith("heads.morphology.") for name in changed)
+    assert any(name.startswith("image_encoder.") for name in changed)
+
+
+def test_unmasked_training_has_no_masked_modelling_terms(tmp_path):
+    history = _trainer(tmp_path, max_steps=2, checkpoint_every=0, mask_inputs=False).train()
+    assert all(np.isfinite(record["loss"]) for record in history)
+    assert not any("spectrum_mask" in record or "image_mask" in record for record in history)
+    masked = _trainer(tmp_path / "masked", max_steps=1, checkpoint_every=0).train()
+    assert "image_mask" in masked[0] and "spectrum_mask" in masked[0]
+
+
+def test_train_modules_are_checked():
+    with pytest.raises(ValueError, match="no submodule"):
+        _trainer(None, max_steps=2, out_dir=None, train_modules=["image_encoderr"])
+    with pytest.raises(ValueError, match="empty"):
+        TrainConfig(**FAST, train_modules=[])
+    with pytest.raises(ValueError, match="list of module names"):
+        TrainConfig(**FAST, train_modules="image_encoder")
+
+
 def test_resume_missing_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         _trainer(tmp_path, max_steps=2).train(resume=tmp_path / "nope.pt")

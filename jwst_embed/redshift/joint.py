@@ -160,7 +160,7 @@ def _fit_region(fitter, flux, weight, region, chi2, fitted, log_prior) -> None:
         todo &= region & ~fitted
         if not todo.any():
             break
-        chi2[todo] = fitter.chi2_at(flux, weight, None, todo)[todo]
+        chi2[todo] = fitter._weighted_chi2_at(flux, weight, todo)[todo]
         fitted |= todo
         _interpolate_rows(chi2, fitted, region)
         peak = np.argmax(np.where(region, -0.5 * chi2 + log_prior, -np.inf), axis=1)
@@ -372,13 +372,13 @@ def joint_redshift(
     # like). A scan point whose unconstrained fit (a lower bound of its chi2) cannot beat the
     # window's best coarse fit can neither rescue nor set the likelihood's scale: it keeps that
     # bound instead of a non-negative fit (on real spectra ~97% of the scan; exact, see below)
-    chi2_scan = scanner.chi2_at(flux_binned, weight_binned, None, window)
-    bound = scanner.unconstrained_chi2_at(flux_binned, weight_binned, None, scan)
+    chi2_scan = scanner._weighted_chi2_at(flux_binned, weight_binned, window)
+    bound = scanner._weighted_unconstrained_chi2_at(flux_binned, weight_binned, scan)
     window_best = np.where(window, chi2_scan, np.inf).min(axis=1, keepdims=True)
     hopeful = scan & (bound < window_best)
     chi2_scan = np.where(scan, bound, chi2_scan)
     if hopeful.any():
-        chi2_scan = np.where(hopeful, scanner.chi2_at(flux_binned, weight_binned, None, hopeful), chi2_scan)
+        chi2_scan = np.where(hopeful, scanner._weighted_chi2_at(flux_binned, weight_binned, hopeful), chi2_scan)
     chi2 = np.full((n, n_z), np.inf)
     evaluate = np.zeros((n, n_z), dtype=bool)
     _fit_region(fitter, flux, weight, window, chi2, evaluate, log_prior)
@@ -399,7 +399,7 @@ def joint_redshift(
             extra[row, max(0, first[row] - _EXTENSION) : first[row]] = True
         for row in np.flatnonzero(grow_right):
             extra[row, last[row] + 1 : last[row] + 1 + _EXTENSION] = True
-        chi2 = np.where(extra, fitter.chi2_at(flux, weight, None, extra), chi2)
+        chi2 = np.where(extra, fitter._weighted_chi2_at(flux, weight, extra), chi2)
         window |= extra
         evaluate |= extra
 

@@ -472,7 +472,11 @@ class TemplateFitter:
         >>> chi2 = fitter.chi2_at(flux_njy, ivar, mask, evaluate)  # doctest: +SKIP
         """
         flux, weight, _ = self.weighted_arrays(flux_njy, ivar, mask)
-        evaluate = self._evaluate_mask(evaluate, flux.shape[0])
+        return self._weighted_chi2_at(flux, weight, self._evaluate_mask(evaluate, flux.shape[0]))
+
+    def _weighted_chi2_at(self, flux: torch.Tensor, weight: torch.Tensor, evaluate) -> np.ndarray:
+        """`chi2_at` on arrays `weighted_arrays` has already checked (the joint redshift's many calls)."""
+        evaluate = torch.as_tensor(evaluate)
         chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
         # redshifts wanted for most spectra (a scan's shared points) are fitted for all of them
         # at once, the rest pair by pair
@@ -511,7 +515,11 @@ class TemplateFitter:
         >>> bound = fitter.unconstrained_chi2_at(flux_njy, ivar, mask, evaluate)  # doctest: +SKIP
         """
         flux, weight, _ = self.weighted_arrays(flux_njy, ivar, mask)
-        evaluate = self._evaluate_mask(evaluate, flux.shape[0])
+        return self._weighted_unconstrained_chi2_at(flux, weight, self._evaluate_mask(evaluate, flux.shape[0]))
+
+    def _weighted_unconstrained_chi2_at(self, flux: torch.Tensor, weight: torch.Tensor, evaluate) -> np.ndarray:
+        """`unconstrained_chi2_at` on arrays `weighted_arrays` has already checked."""
+        evaluate = torch.as_tensor(evaluate)
         chi2 = torch.full(evaluate.shape, torch.inf, dtype=torch.float64)
         columns = torch.nonzero(evaluate.any(dim=0))[:, 0]
         if columns.numel():

@@ -55,6 +55,17 @@ class TrainConfig:
         continued pretraining with a fresh optimiser and schedule. Its model configuration must
         be the one ``preset`` and ``model`` describe, or ``preset="init"`` takes it from the file. Unlike ``resume``, the
         step count, optimiser state and data stream start anew.
+    train_modules : list of str, optional
+        Train only these submodules of the model (dotted names as in ``model.named_modules()``,
+        e.g. ``["image_encoder", "image_projection", "heads.morphology"]``); every other weight
+        is frozen, though the losses still flow through it. With ``init_from``: improve one path
+        (the images) while the outputs of the others (a spectrum alone) stay exactly as they
+        were. Default: train everything.
+    mask_inputs : bool
+        Hide random image and spectrum patches and train their reconstruction (masked
+        modelling). False: every loss sees the inputs whole, as users' objects are embedded
+        (the supervised heads then learn on the embeddings they will be used on); the
+        masked-modelling terms drop out.
     synthetic : bool
         Train on `~jwst_embed.training.SyntheticSource` (simple galaxy-like tensors; for tests and
         benchmarks when the mock survey's library is not installed).
@@ -107,6 +118,8 @@ class TrainConfig:
     data: str | list[str] | None = None
     mix: list[float] | None = None
     init_from: str | None = None
+    train_modules: list[str] | None = None
+    mask_inputs: bool = True
     synthetic: bool = False
     batch_size: int = 64
     lr: float = 3e-4
@@ -169,6 +182,12 @@ class TrainConfig:
             mix_counts(self.mix, self.batch_size)  # non-negative, one positive, enough objects per batch
         if self.init_from is not None:
             self.init_from = str(self.init_from)
+        if self.train_modules is not None:
+            if isinstance(self.train_modules, str) or not all(isinstance(name, str) for name in self.train_modules):
+                raise ValueError(f"TrainConfig.train_modules must be a list of module names, got {self.train_modules!r}")
+            if not self.train_modules:
+                raise ValueError("TrainConfig.train_modules is empty: nothing would train (leave it out to train everything)")
+            self.train_modules = list(self.train_modules)
 
     @property
     def data_entries(self) -> list[str]:

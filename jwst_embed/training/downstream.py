@@ -37,6 +37,7 @@ from ..simulation import batch_generator
 from ..simulation.prism import REFERENCE_EXPOSURE_S
 from ..simulation.sample_batch import sample_to_batch
 from .losses import LossWeights, PretrainingLoss
+from .optim import freeze_all_but
 
 __all__ = [
     "DownstreamConfig",
@@ -149,16 +150,6 @@ class TokenPool:
         data = torch.load(path, map_location="cpu", weights_only=True)
         return cls(tuple(data["bands"]), data["image_tokens"], data["spectrum_noiseless"],
                    data["exposure_s"], data["labels"])  # fmt: skip
-
-
-def _freeze_all_but(model: nn.Module, names) -> list[nn.Parameter]:
-    trainable = []
-    for name, parameter in model.named_parameters():
-        keep = name.split(".")[0] in names
-        parameter.requires_grad_(keep)
-        if keep:
-            trainable.append(parameter)
-    return trainable
 
 
 def _cosine(step: int, steps: int, warmup: int = 100, position: int | None = None) -> float:
@@ -355,7 +346,7 @@ def train_downstream(model, pool: TokenPool, instrument, config: DownstreamConfi
     pool = pool.to(device)
     validation = validation.to(device) if validation is not None else None
     torch.manual_seed(config.seed)
-    trainable = _freeze_all_but(model, DOWNSTREAM_MODULES)
+    trainable = freeze_all_but(model, DOWNSTREAM_MODULES)
     new = {id(p) for name in _NEW_MODULES if getattr(model, name) is not None for p in getattr(model, name).parameters()}
     for name in reset_heads:
         new |= {id(p) for p in model.heads[name].parameters()}

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["parameter_groups", "cosine_with_warmup"]
+__all__ = ["freeze_all_but", "parameter_groups", "cosine_with_warmup"]
 
 
 def parameter_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
@@ -74,3 +74,51 @@ def cosine_with_warmup(step: int, warmup_steps: int, max_steps: int, min_lr_frac
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
     return min_lr_fraction + (1.0 - min_lr_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def freeze_all_but(model: nn.Module, names) -> list[nn.Parameter]:
+    """Freeze every parameter of ``model`` outside the submodules ``names``; return the others.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        The model (changed in place: ``requires_grad``).
+    names : iterable of str
+        Dotted submodule names as ``model.named_modules()`` gives them (``"heads.morphology"``).
+
+    Returns
+    -------
+    trainable : list of `torch.nn.Parameter`
+        The parameters left trainable.
+
+    Raises
+    ------
+    ValueError
+        If a name is not a submodule of ``model``, or names no parameters.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    >>> [tuple(p.shape) for p in freeze_all_but(model, ["1"])]
+    [(1, 2), (1,)]
+    >>> model[0].weight.requires_grad
+    False
+    """
+    names = list(names)
+    modules = dict(model.named_modules())
+    unknown = [name for name in names if name not in modules or not name]
+    if unknown:
+        top = ", ".join(name for name, _ in model.named_children())
+        raise ValueError(f"no submodule(s) {unknown} in the model; its top-level modules are: {top}")
+    empty = [name for name in names if not any(True for _ in modules[name].parameters())]
+    if empty:
+        raise ValueError(f"submodule(s) {empty} have no parameters to train")
+    prefixes = tuple(f"{name}." for name in names)
+    trainable = []
+    for name, parameter in model.named_parameters():
+        keep = name.startswith(prefixes)
+        parameter.requires_grad_(keep)
+        if keep:
+            trainable.append(parameter)
+    return trainable

@@ -67,7 +67,7 @@ from .data import (
     to_device,
 )
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
-from .optim import cosine_with_warmup, parameter_groups
+from .optim import cosine_with_warmup, freeze_all_but, parameter_groups
 from .validation import quick_validation
 
 __all__ = [
@@ -110,12 +110,12 @@ def _all_agree(flag: bool, context) -> bool:
 class _PretrainingModule(nn.Module):
     """Model and loss in one module, so DDP synchronises the loss's temperature too."""
 
-    def __init__(self, model: nn.Module, loss_fn: nn.Module) -> None:
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, mask_inputs: bool = True) -> None:
         super().__init__()
-        self.model, self.loss_fn = model, loss_fn
+        self.model, self.loss_fn, self.mask_inputs = model, loss_fn, mask_inputs
 
     def forward(self, batch, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        output = self.model(batch, mask_inputs=True, generator=generator)
+        output = self.model(batch, mask_inputs=self.mask_inputs, generator=generator)
         return self.loss_fn(output, getattr(batch, "targets", None), getattr(self.model, "heads", None))
 
 
@@ -168,6 +168,9 @@ class Trainer:
         if init_path is not None:
             self._initialise_from(init_path)
         self.model.to(self.device)
+        if config.train_modules is not None:
+            # the others are frozen (and so left out of the optimiser), the losses still flow through them
+            freeze_all_but(self.model, config.train_modules)
         self.loss_fn = PretrainingLoss(LossWeights(**config.loss), temperature=config.temperature).to(self.device)
         self.source = source if source is not None else self._default_source()
         self.survey_config = getattr(getattr(self.source, "survey", None), "config", None)
@@ -177,7 +180,7 @@ class Trainer:
         )
         schedule = lambda step: cosine_with_warmup(step, config.warmup_steps, config.max_steps, config.min_lr_fraction)  # noqa: E731
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        module: nn.Module = _PretrainingModule(self.model, self.loss_fn)
+        module: nn.Module = _PretrainingModule(self.model, self.loss_fn, config.mask_inputs)
         if self.context.distributed:
             from torch.nn.parallel import DistributedDataParallel
 

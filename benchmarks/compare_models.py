@@ -1,0 +1,71 @@
+"""Models side by side on the same fresh mocks: the seed table's metrics, per input set, quickly.
+
+A check between candidates (a training leg's checkpoints, a variant) before the seed table
+(``benchmarks/seed_table.py``) decides what ships: the seed table's five input sets and its
+metric code, on ``--n-objects`` galaxies of a mock seed that neither the seed table (990001) nor
+the training runs use. Prints one line per model and input set, and the JSON object last.
+
+    python benchmarks/compare_models.py v6 default --n-objects 1500 --json --out benchmarks/results/default_v7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seed_table import ALL_BANDS, INPUT_SETS, metrics_of, run_input_sets, simulate  # noqa: E402
+
+from jwst_embed.training.checkpoint import load_model  # noqa: E402
+from jwst_embed.weights import REGISTRY, fetch_weights  # noqa: E402
+
+SEED = 771177
+KEYS = ("morph_f1_macro", "z_sigma_nmad", "z_outlier_frac", "logm_sigma", "spec_r2_median",
+        "spec_r2_flux_matched_median")  # fmt: skip
+
+
+def compare(models, n_objects: int, seed: int = SEED, progress: bool = False) -> dict:
+    """``{model: {input set: {metric: value}}}`` on one set of ``n_objects`` fresh mocks."""
+    batch, snr = simulate(ALL_BANDS, n_objects, seed, 500, progress)
+    labels = {"z": batch.targets["redshift"].numpy(), "logm": batch.targets["log_mass"].numpy(),
+              "morph": batch.targets["morphology"].numpy()}  # fmt: skip
+    result = {}
+    for name in models:
+        path = fetch_weights(name) if name in REGISTRY else Path(name)
+        model = load_model(path).float().eval()
+        with torch.no_grad():
+            predictions = run_input_sets(model, batch, INPUT_SETS, 256, progress)
+        result[name] = {}
+        for input_set in INPUT_SETS:
+            metrics = metrics_of(predictions[input_set], labels, snr)
+            result[name][input_set] = {key: round(float(metrics[key]), 4) for key in KEYS}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="registered names or model files")
+    parser.add_argument("--n-objects", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--out", type=Path, default=None, help="write compare_models.json here")
+    parser.add_argument("--json", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    result = compare(args.models, args.n_objects, args.seed, progress=not args.json)
+    for name, sets in result.items():
+        for input_set, metrics in sets.items():
+            print(f"{name:12s} {input_set:14s} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    summary = {"command": "python benchmarks/compare_models.py " + " ".join(sys.argv[1:]), "seed": args.seed,
+               "n_objects": args.n_objects, "models": result}  # fmt: skip
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "compare_models.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

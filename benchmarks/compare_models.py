@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_table import ALL_BANDS, INPUT_SETS, metrics_of, run_input_sets, simulate  # noqa: E402
 
 from jwst_embed.training.checkpoint import load_model  # noqa: E402
-from jwst_embed.weights import REGISTRY, fetch_weights  # noqa: E402
+from jwst_embed.weights import fetch_weights  # noqa: E402
 
 SEED = 771177
 KEYS = ("morph_f1_macro", "z_sigma_nmad", "z_outlier_frac", "logm_sigma", "spec_r2_median",
@@ -35,8 +35,7 @@ def compare(models, n_objects: int, seed: int = SEED, progress: bool = False) ->
               "morph": batch.targets["morphology"].numpy()}  # fmt: skip
     result = {}
     for name in models:
-        path = fetch_weights(name) if name in REGISTRY else Path(name)
-        model = load_model(path).float().eval()
+        model = load_model(fetch_weights(name)).float().eval()  # a name or a file
         with torch.no_grad():
             predictions = run_input_sets(model, batch, INPUT_SETS, 256, progress)
         result[name] = {}

@@ -346,7 +346,7 @@ def train_downstream(model, pool: TokenPool, instrument, config: DownstreamConfi
     pool = pool.to(device)
     validation = validation.to(device) if validation is not None else None
     torch.manual_seed(config.seed)
-    trainable = freeze_all_but(model, DOWNSTREAM_MODULES)
+    trainable = freeze_all_but(model, [name for name in DOWNSTREAM_MODULES if getattr(model, name, None) is not None])
     new = {id(p) for name in _NEW_MODULES if getattr(model, name) is not None for p in getattr(model, name).parameters()}
     for name in reset_heads:
         new |= {id(p) for p in model.heads[name].parameters()}

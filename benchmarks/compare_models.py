@@ -3,7 +3,9 @@
 A check between candidates (a training leg's checkpoints, a variant) before the seed table
 (``benchmarks/seed_table.py``) decides what ships: the seed table's five input sets and its
 metric code, on ``--n-objects`` galaxies of a mock seed that neither the seed table (990001) nor
-the training runs use. Prints one line per model and input set, and the JSON object last.
+the training runs use, and for the seed table's reference set (F150W + PRISM) the 5-nearest-neighbour
+redshift from the fused embeddings (first half of the mocks as neighbours for the second). Prints
+one line per model and input set, and the JSON object last.
 
     python benchmarks/compare_models.py v6 default --n-objects 1500 --json --out benchmarks/results/default_v7
 """
@@ -18,9 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_table import ALL_BANDS, INPUT_SETS, metrics_of, run_input_sets, simulate  # noqa: E402
+from seed_table import ALL_BANDS, INPUT_SETS, REFERENCE_SET, metrics_of, run_input_sets, simulate  # noqa: E402
 
 from jwst_embed.training.checkpoint import load_model  # noqa: E402
+from jwst_embed.training.validation import knn_redshift, outlier_fraction, sigma_nmad  # noqa: E402
 from jwst_embed.weights import fetch_weights  # noqa: E402
 
 SEED = 771177
@@ -42,6 +45,10 @@ def compare(models, n_objects: int, seed: int = SEED, progress: bool = False) ->
         for input_set in INPUT_SETS:
             metrics = metrics_of(predictions[input_set], labels, snr)
             result[name][input_set] = {key: round(float(metrics[key]), 4) for key in KEYS}
+        # what the fused embedding's neighbourhoods know: 5-NN redshift, first half -> second half
+        z_knn, z_true = knn_redshift(predictions[REFERENCE_SET]["fused"], labels["z"], n_neighbors=5)
+        result[name][REFERENCE_SET]["knn5_z_sigma_nmad"] = round(float(sigma_nmad(z_knn, z_true)), 4)
+        result[name][REFERENCE_SET]["knn5_z_outlier_frac"] = round(float(outlier_fraction(z_knn, z_true)), 4)
     return result
 
 

@@ -13,6 +13,7 @@ from jwst_embed.training import (
     masked_image_loss,
     masked_spectrum_loss,
     pairwise_infonce,
+    redshift_neighbour_loss,
     spectrum_decoder_loss,
     subset_consistency_loss,
 )
@@ -218,3 +219,39 @@ def test_views_term_contrasts_images_with_spectra():
     images_only = Batch(images=images, spectra={})
     _, parts = loss(model(images_only, mask_inputs=True, generator=torch.Generator().manual_seed(1)))
     assert "views" not in parts
+
+
+def test_redshift_neighbour_loss_prefers_neighbourhoods_of_equal_redshift():
+    generator = torch.Generator().manual_seed(0)
+    z = torch.tensor([0.5, 0.52, 3.0, 3.05, 7.0, 7.1, float("nan")])
+    # embeddings that group the redshift pairs, and the same vectors given to the wrong objects
+    centres = torch.randn(3, 8, generator=generator)
+    grouped = centres.repeat_interleave(2, dim=0) + 0.05 * torch.randn(6, 8, generator=generator)
+    grouped = torch.cat([grouped, torch.randn(1, 8, generator=generator)])
+    shuffled = grouped[[0, 2, 4, 1, 3, 5, 6]]
+    good, bad = redshift_neighbour_loss(grouped, z), redshift_neighbour_loss(shuffled, z)
+    assert torch.isfinite(good) and _value(good) < _value(bad) - 1.0
+    # the object without a redshift takes no part: any vector there gives the same loss
+    moved = grouped.clone()
+    moved[-1] = grouped[0]
+    assert _value(redshift_neighbour_loss(moved, z)) == pytest.approx(_value(good), rel=1e-6)
+    # its gradient moves the embeddings towards lower loss
+    x = shuffled.clone().requires_grad_(True)
+    redshift_neighbour_loss(x, z).backward()
+    assert _value(redshift_neighbour_loss(shuffled - 0.5 * x.grad, z)) < _value(bad)
+    assert redshift_neighbour_loss(grouped[:2], z[:2]) is None
+
+
+def test_redshift_neighbour_term_only_when_weighted():
+    from test_models import make_batch
+
+    torch.manual_seed(0)
+    config = ModelConfig.preset("tiny")
+    model = MultimodalModel(config).train()
+    batch = make_batch(config, torch.ones(6, 3, dtype=torch.bool))
+    output = model(batch, mask_inputs=False, generator=torch.Generator().manual_seed(0))
+    targets = {"redshift": torch.linspace(0.5, 8.0, 6)}
+    _, parts = PretrainingLoss(LossWeights())(output, targets, model.heads)
+    assert "redshift_neighbours" not in parts
+    _, parts = PretrainingLoss(LossWeights(redshift_neighbours=0.5))(output, targets, model.heads)
+    assert torch.isfinite(parts["redshift_neighbours"])

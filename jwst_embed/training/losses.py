@@ -27,6 +27,7 @@ __all__ = [
     "pairwise_infonce",
     "subset_consistency_loss",
     "supervised_loss",
+    "redshift_neighbour_loss",
     "LossWeights",
     "PretrainingLoss",
 ]
@@ -215,6 +216,57 @@ def subset_consistency_loss(
     return distance.mean()
 
 
+def redshift_neighbour_loss(
+    embedding: Tensor, redshift: Tensor, width: float = 0.05, temperature: float = 0.1
+) -> Tensor | None:
+    """Ask an embedding's nearest neighbours (by cosine similarity) to share its redshift.
+
+    For every object with a known redshift, the softmax over the cosine similarities to the
+    other such objects of the batch (``/ temperature``) is pulled towards a Gaussian kernel in
+    ln(1 + z) of width ``width``: the cross-entropy between the two, averaged over objects.
+    The prediction heads can read redshift from an embedding in which it is only one direction
+    among many; this term makes it shape the embedding's neighbourhoods (similarity search,
+    nearest-neighbour transfer of labels), which the heads do not.
+
+    Parameters
+    ----------
+    embedding : `~torch.Tensor`
+        ``(B, D)`` embeddings (normalised here).
+    redshift : `~torch.Tensor`
+        ``(B,)`` redshifts; NaN marks an unknown one.
+    width : float
+        Kernel width in ln(1 + z).
+    temperature : float
+        Softmax temperature of the cosine similarities.
+
+    Returns
+    -------
+    loss : `~torch.Tensor` or None
+        Scalar float32, or None when fewer than three objects have a redshift.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from jwst_embed.training import redshift_neighbour_loss
+    >>> z = torch.tensor([1.0, 1.01, 5.0, 5.02])
+    >>> ordered = torch.tensor([[1.0, 0.0], [1.0, 0.05], [0.0, 1.0], [0.05, 1.0]])
+    >>> mixed = ordered[[0, 2, 1, 3]]
+    >>> bool(redshift_neighbour_loss(ordered, z) < redshift_neighbour_loss(mixed, z))
+    True
+    """
+    redshift = redshift.reshape(redshift.shape[0]).float()
+    known = torch.isfinite(redshift)
+    if int(known.sum()) < 3:
+        return None
+    unit = F.normalize(embedding[known].float(), dim=-1)
+    x = torch.log1p(redshift[known].clamp_min(0.0))
+    off_diagonal = ~torch.eye(len(x), dtype=torch.bool, device=x.device)
+    logits = (unit @ unit.T / temperature).masked_fill(~off_diagonal, -1e9)
+    kernel = (-0.5 * ((x[:, None] - x[None, :]) / width) ** 2).masked_fill(~off_diagonal, -1e9)
+    target = kernel.softmax(dim=1)  # every row has a nearest other object, however far
+    return -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
 #: Batch target read by each prediction head of `~jwst_embed.models.MultimodalModel`.
 HEAD_TARGETS = {"redshift": "redshift", "log_mass": "log_mass", "morphology": "morphology"}
 
@@ -261,7 +313,8 @@ class LossWeights:
     on the mock labels (applied to the fused embedding of all modalities and of the
     random subset). ``decoder_noiseless`` (a switch) makes the spectrum decoder reproduce
     the noiseless mock spectrum of *every* object, when the batch carries it, instead of
-    the noisy observed spectrum of the objects that have one.
+    the noisy observed spectrum of the objects that have one. ``redshift_neighbours``
+    weights `redshift_neighbour_loss` on the same fused embeddings (off by default).
     """
 
     spectrum_mask: float = 1.0
@@ -275,6 +328,7 @@ class LossWeights:
     stellar_mass: float = 0.5
     morphology: float = 0.5
     decoder_noiseless: float = 1.0
+    redshift_neighbours: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -341,6 +395,12 @@ class PretrainingLoss(nn.Module):
                 losses = [loss for loss in losses if loss is not None]
                 if losses:
                     terms[weight_name] = (weight, sum(losses) / len(losses))
+        if w.redshift_neighbours and "redshift" in targets:
+            embeddings = [output.fused] + ([output.fused_subset] if output.fused_subset is not None else [])
+            losses = [redshift_neighbour_loss(e, targets["redshift"]) for e in embeddings]
+            losses = [loss for loss in losses if loss is not None]
+            if losses:
+                terms["redshift_neighbours"] = (w.redshift_neighbours, sum(losses) / len(losses))
         if w.decoder_noiseless and "spectrum_noiseless" in targets and output.decoded_spectrum is not None:
             # Every mock object has a true spectrum: reconstruct it (denoised, also for objects
             # observed without one), with equal weight per pixel.

@@ -86,7 +86,7 @@ RUN_FILES = ("metrics.csv", "latest.pt", "model.pt")
 METRIC_COLUMNS = (
     "step", "samples", "loss", "lr", "grad_norm",
     "spectrum_mask", "image_mask", "contrastive", "views", "consistency", "decoder", "decoder_subset",
-    "redshift", "stellar_mass", "morphology", "temperature",
+    "redshift", "stellar_mass", "morphology", "redshift_neighbours", "temperature",
     "samples_per_s",
     "val_redshift_sigma_nmad", "val_redshift_outlier_fraction", "val_spectrum_r2", "val_spectrum_r2_images",
     "val_spectrum_r2_median", "val_spectrum_r2_images_median",

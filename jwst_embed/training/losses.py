@@ -385,8 +385,9 @@ class PretrainingLoss(nn.Module):
         w = self.weights
         targets = targets or {}
         terms: dict[str, tuple[float, Tensor]] = {}
+        # the supervised terms read the fused embedding of all modalities and of the random subset
+        embeddings = [output.fused] + ([output.fused_subset] if output.fused_subset is not None else [])
         if heads is not None:
-            embeddings = [output.fused] + ([output.fused_subset] if output.fused_subset is not None else [])
             for name, weight_name in (("redshift", "redshift"), ("log_mass", "stellar_mass"), ("morphology", "morphology")):
                 weight, label = getattr(w, weight_name), HEAD_TARGETS[name]
                 if not weight or name not in heads or label not in targets:
@@ -396,7 +397,6 @@ class PretrainingLoss(nn.Module):
                 if losses:
                     terms[weight_name] = (weight, sum(losses) / len(losses))
         if w.redshift_neighbours and "redshift" in targets:
-            embeddings = [output.fused] + ([output.fused_subset] if output.fused_subset is not None else [])
             losses = [redshift_neighbour_loss(e, targets["redshift"]) for e in embeddings]
             losses = [loss for loss in losses if loss is not None]
             if losses:

@@ -1,4 +1,4 @@
-"""The pieces of the what-limits benchmarks (morphology_ceiling.py, spectrum_r2_ceiling.py) that need no simulation."""
+"""The pieces of the what-limits benchmarks (morphology_ceiling.py, spectrum_r2_ceiling.py, redshift_information.py) that need no simulation."""
 
 from __future__ import annotations
 
@@ -56,3 +56,26 @@ def test_fitted_amplitude_is_the_weighted_least_squares_scale():
     observed = np.array([[2.0, 4.0, 6.0], [5.0, 5.0, 5.0]])
     ivar = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])  # the second row has no data
     np.testing.assert_allclose(ceiling.fitted_amplitude(shape, observed, ivar), [2.0, 1.0])
+
+
+def test_redshift_information_heads_copy_the_shipped_bins_and_learn_from_features():
+    from jwst_embed.models import RedshiftHead
+
+    information = _module("redshift_information")
+    shipped = RedshiftHead(8, n_bins=64, z_max=12.0, label_sigma=0.02)
+    fresh = information.like_shipped(shipped, 3)
+    torch.testing.assert_close(fresh.log1pz_edges, shipped.log1pz_edges)
+    assert fresh.label_sigma == shipped.label_sigma
+    # a redshift carried by one feature (on a scale far from 1: the trainer standardises) is
+    # learnt; noise features are not
+    generator = torch.Generator().manual_seed(0)
+    z = torch.rand(2000, generator=generator) * 8.0
+    x = torch.stack([1e3 * torch.log1p(z), torch.randn(2000, generator=generator), torch.randn(2000, generator=generator)], 1)
+    head = information.train_head(fresh, x, z, steps=300)
+    with torch.no_grad():
+        z_pred = head.predict((x - head.feature_mean) / head.feature_std)["z_point"].numpy()
+    scores = information.scores(z_pred, z.numpy())
+    assert scores["n"] == 2000 and scores["outliers"] < 0.02 and scores["sigma_nmad"] < 0.03
+    shuffled = information.scores(z_pred, z.numpy()[torch.randperm(2000, generator=generator).numpy()])
+    assert shuffled["outliers"] > 0.3
+    assert information.scores(z_pred[:0], z.numpy()[:0])["n"] == 0

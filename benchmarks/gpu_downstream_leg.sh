@@ -28,7 +28,7 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"
 python3 benchmarks/train_default_v4.py --out "$OUT" --continue-phase2 --leg "${LEG:-4}" \
-    --start-from "${START:-jwst_embed/data/jwst_embed-default-v6.pt}" \
+    --start-from "${START:-jwst_embed/data/jwst_embed-default-v8.pt}" \
     --pool "${POOL:-200000}" --validation "${VALIDATION:-2000}" --pool-batch "${POOL_BATCH:-1024}" --no-save-pools \
     --steps "${STEPS:-1000000}" --batch-size "${BATCH:-512}" --lr-scale "${LR_SCALE:-0.5}" \
     --deadline-seconds "${DEADLINE:-500}" --validate-every "${VALIDATE_EVERY:-1000}" \

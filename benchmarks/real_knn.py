@@ -90,7 +90,7 @@ def scores(z: np.ndarray, z_true: np.ndarray, population: np.ndarray) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["v3", "v6", "default"])
+    parser.add_argument("--models", nargs="+", default=["v3", "v7", "default"])
     parser.add_argument("--root", default=None, help="folder with the real spectra (default ../shared/real)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--neighbours", type=int, default=5)

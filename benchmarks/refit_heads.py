@@ -30,7 +30,7 @@ this way:
         --seam-weight 10 --decoder-steps 1500 --json
 
 ``--heads`` refits only the named heads, keeping the others (and the redshift calibration) as
-they are. The shipped ``jwst_embed-default-v6.pt`` is v5 with fresh stellar-mass and morphology
+they are. v6 (``jwst_embed-default-v6.pt``, no longer shipped) is v5 with fresh stellar-mass and morphology
 heads fit on simulator 0.3's mocks (``benchmarks/results/default_v6/refit_h2.json``; ``refit_h1``
 and ``refit_h3`` are the variants not chosen: v5's heads fine-tuned at 5e-4 for 6,000 and 15,000
 steps):

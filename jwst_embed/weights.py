@@ -63,34 +63,42 @@ class WeightsFile:
     shipped: bool = False
 
 
-#: Registered weights, by model name. "default" (also "v7"): the ``small`` model with a spectrum
-#: line reader (8.2 M parameters, float16 file): v6 with its image encoder, image projection and
-#: morphology head trained further on whole (unmasked) mock cutouts of simulator 0.3 on two CPU
-#: cores (``configs/finetune_images_cpu.toml``, 306 steps of 64); every other weight is v6's, so a
-#: spectrum alone gets v6's embedding and p(z) to the bit. "v6": the previous default, v5 with its
+#: Registered weights, by model name. "default" (also "v8"): the ``small`` model with a spectrum
+#: line reader (8.2 M parameters, float16 file): v7 with its image encoder, image projection and
+#: morphology head trained for a second leg on whole mock cutouts of simulator 0.3 on two CPU cores
+#: (``configs/finetune_images_cpu_leg2.toml``, 320 steps of 64, redshift and mass labels weighted
+#: up); every other weight is v7's (and v6's), so a spectrum alone gets v6's embedding and p(z) to
+#: the bit. "v7": the previous default, v6 with its image path trained for one such leg
+#: (``configs/finetune_images_cpu.toml``, 306 steps). "v6": v5 with its
 #: stellar-mass and morphology heads refit on clean embeddings of simulator 0.3's mocks
-#: (``benchmarks/refit_heads.py``). "v5": v4 with its line reader, fusion, heads and decoder
+#: (``benchmarks/refit_heads.py``); no longer shipped (fetched into the cache, or pass its file,
+#: in git history at commit a169f6a). "v5": v4 with its line reader, fusion, heads and decoder
 #: trained for one more leg on one H100 (``benchmarks/gpu_downstream_leg.sh``); no longer shipped
-#: (fetched into the cache, or pass its file, in git history at commit 530a818). "v4": v3's
+#: (git history at commit 530a818). "v4": v3's
 #: encoders with the line reader, fusion, heads and decoder trained downstream of them on the CPU
 #: by ``benchmarks/train_default_v4.py``; no longer shipped (git history at commit e6706e8). "v3":
 #: the model before the line reader (``small``, 7.3 M parameters), pretrained on one H100 with
 #: ``benchmarks/gpu_session.sh``, its heads and decoder refit with ``benchmarks/refit_heads.py``.
 #: Model card: docs/model_card.rst.
-_V7 = WeightsFile(
+_V8 = WeightsFile(
     name="default",
-    filename="jwst_embed-default-v7.pt",
-    sha256="cef96ce693483f9f5bcd2c7d27ec6fc625b97e99bd1c474615adddb51d0644fd",
+    filename="jwst_embed-default-v8.pt",
+    sha256="dadf30fdae4430e80afbf321f00dfa424e289af4b6e82b1315c4887bf7f8651e",
     shipped=True,
 )
 REGISTRY: dict[str, WeightsFile] = {
-    "default": _V7,
-    "v7": WeightsFile("v7", _V7.filename, _V7.sha256, shipped=True),
+    "default": _V8,
+    "v8": WeightsFile("v8", _V8.filename, _V8.sha256, shipped=True),
+    "v7": WeightsFile(
+        name="v7",
+        filename="jwst_embed-default-v7.pt",
+        sha256="cef96ce693483f9f5bcd2c7d27ec6fc625b97e99bd1c474615adddb51d0644fd",
+        shipped=True,
+    ),
     "v6": WeightsFile(
         name="v6",
         filename="jwst_embed-default-v6.pt",
         sha256="b5ff421184e6daa767d5ffb2a87a4296c9314b190107832df2b17d21015d839f",
-        shipped=True,
     ),
     "v5": WeightsFile(
         name="v5",

@@ -77,40 +77,40 @@ def test_default_model_brighter_galaxy_is_more_massive(default, jades):
     assert bright - faint > 0.3
 
 
-def test_v6_stays_loadable_by_name(tmp_path, monkeypatch):
+def test_v7_stays_loadable_by_name(tmp_path, monkeypatch):
     """The previous default model ships too and loads by its name, verified by its own hash."""
     monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
     monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
-    path = fetch_weights("v6")
-    assert sha256_of(path) == REGISTRY["v6"].sha256 != REGISTRY["default"].sha256
-    assert REGISTRY["v7"].filename == REGISTRY["default"].filename
-    v6 = MultimodalEmbedder.from_pretrained("v6", device="cpu")
+    path = fetch_weights("v7")
+    assert sha256_of(path) == REGISTRY["v7"].sha256 != REGISTRY["default"].sha256
+    assert REGISTRY["v8"].filename == REGISTRY["default"].filename
+    v7 = MultimodalEmbedder.from_pretrained("v7", device="cpu")
     default = MultimodalEmbedder.from_pretrained("default", device="cpu")
-    assert v6.model.config.to_dict() == default.model.config.to_dict()
+    assert v7.model.config.to_dict() == default.model.config.to_dict()
     differs = {key.split(".")[0] if not key.startswith("heads.") else ".".join(key.split(".")[:2])
-               for key, value in v6.model.state_dict().items()
+               for key, value in v7.model.state_dict().items()
                if not torch.equal(value, default.model.state_dict()[key])}  # fmt: skip
-    # v7 is v6 with its image path and morphology head trained further: spectra embed as in v6
+    # v8 is v7 with its image path and morphology head trained further: spectra embed as in v7
     assert differs == {"image_encoder", "image_projection", "heads.morphology"}
 
 
-def test_a_spectrum_alone_embeds_as_in_v6(jades):
-    """v7 changed only the image path: a spectrum without images gets v6's embedding and p(z)."""
+def test_a_spectrum_alone_embeds_as_in_v7(jades):
+    """v8 changed only the image path: a spectrum without images gets v7's (and v6's) embedding and p(z)."""
     spectra, cutouts = jades
-    v6 = MultimodalEmbedder.from_pretrained("v6", device="cpu")
     v7 = MultimodalEmbedder.from_pretrained("v7", device="cpu")
-    np.testing.assert_array_equal(np.asarray(v7.embed(spectra=spectra).fused), np.asarray(v6.embed(spectra=spectra).fused))
-    old, new = (predict_redshift(spectra=spectra, embedder=e, method="network") for e in (v6, v7))
+    v8 = MultimodalEmbedder.from_pretrained("v8", device="cpu")
+    np.testing.assert_array_equal(np.asarray(v8.embed(spectra=spectra).fused), np.asarray(v7.embed(spectra=spectra).fused))
+    old, new = (predict_redshift(spectra=spectra, embedder=e, method="network") for e in (v7, v8))
     np.testing.assert_array_equal(np.asarray(new["pz"]), np.asarray(old["pz"]))
     # with a cutout the image path takes part, and it did change
     images = {"F150W": [c["F150W"] for c in cutouts]}
-    with_image = [np.asarray(e.embed(images=images, spectra=spectra).fused) for e in (v6, v7)]
+    with_image = [np.asarray(e.embed(images=images, spectra=spectra).fused) for e in (v7, v8)]
     assert not np.array_equal(*with_image)
 
 
-@pytest.mark.parametrize("name", ["v5", "v4"])
+@pytest.mark.parametrize("name", ["v6", "v5", "v4"])
 def test_earlier_models_are_registered_but_not_shipped(name, tmp_path, monkeypatch):
-    """v5 and v4 left the package; by name they are fetched into the cache (here: a server that is not there)."""
+    """v6, v5 and v4 left the package; by name they are fetched into the cache (here: a server that is not there)."""
     from jwst_embed.weights import WeightsError
 
     monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))

@@ -10,11 +10,13 @@ v5 (``MultimodalEmbedder.from_pretrained("v5")``) is v3 (pretrained with
    learning-rate scales 1 and 0.5; the first resets the redshift head): this gave v4;
 3. one more leg on a pool of 200,000 galaxies (4,724 steps of 512 at scale 0.5): v5.
 
-The default model v6 (``MultimodalEmbedder.from_pretrained("default")``) is v5 with fresh
-stellar-mass and morphology heads fit on its frozen, clean embeddings of simulator 0.3's mocks:
-``python benchmarks/refit_heads.py --input jwst_embed-default-v5.pt --output
-jwst_embed-default-v6.pt --heads log_mass morphology --lr 2e-3 --decoder-steps 0`` (two minutes
-on two CPU cores after the embeddings; the model card has the numbers).
+v6 is v5 with fresh stellar-mass and morphology heads fit on its frozen, clean embeddings of
+simulator 0.3's mocks: ``python benchmarks/refit_heads.py --input jwst_embed-default-v5.pt
+--output jwst_embed-default-v6.pt --heads log_mass morphology --lr 2e-3 --decoder-steps 0`` (two
+minutes on two CPU cores after the embeddings). The default model v8
+(``MultimodalEmbedder.from_pretrained("default")``) is v6 with its image path trained for two
+CPU legs (``jwst-embed train --config configs/finetune_images_cpu.toml``, then
+``configs/finetune_images_cpu_leg2.toml``); the model card has the numbers.
 
 Each leg after the first starts from the float16 file the previous one wrote, as the shipped
 models did. Phase 1 and the v4 legs took about 1.8 h on two CPU cores; the last leg ran on an

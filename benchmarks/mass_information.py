@@ -154,8 +154,9 @@ def scatter(residual: np.ndarray) -> dict:
     return {"n": int(len(residual)), "std": round(float(residual.std()), 4), "nmad": round(float(nmad), 4)}
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def stream_arguments(description: str, argv=None) -> argparse.Namespace:
+    """The command line of the what-limits benchmarks on the streams of ``refit_heads.py``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="registered name or file")
     parser.add_argument("--cache", default=None, help="folder for the embedded streams (see refit_heads.py)")
     parser.add_argument("--n-train", type=int, default=30000)
@@ -166,11 +167,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    return args
 
+
+def streams_with_measured_fluxes(args: argparse.Namespace):
+    """(model, train, validation): the model's embedded streams, each with ``"measured_fluxes"`` added."""
     from jwst_embed.training.checkpoint import load_model
     from jwst_embed.weights import fetch_weights
 
-    start = time.perf_counter()
     path = str(fetch_weights(args.model))
     model = load_model(path).float().eval()
     train = cached_stream(model, args.n_train, TRAIN_SEED, args.cache, path)
@@ -179,6 +183,13 @@ def main(argv=None) -> dict:
         data["measured_fluxes"], redshift = measured_fluxes(n, seed)
         if redshift.shape != data["redshift"].shape or not torch.allclose(redshift, data["redshift"]):
             raise RuntimeError("the stream drawn again does not match the cached one")
+    return model, train, validation
+
+
+def main(argv=None) -> dict:
+    args = stream_arguments(__doc__, argv)
+    start = time.perf_counter()
+    _, train, validation = streams_with_measured_fluxes(args)
     result = {"model": args.model, "n_train": int(len(train["fused"])), "n_validation": int(len(validation["fused"])),
               "steps": args.steps, "variants": {}}  # fmt: skip
     print(f"{'inputs':30s} " + " ".join(f"{name:>15s}" for name in ["all", *INPUT_SETS]) + "   (std / NMAD, dex)")

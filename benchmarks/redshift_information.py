@@ -30,7 +30,6 @@ JSON line; ``--out DIR`` writes ``redshift_information.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -40,8 +39,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mass_information import measured_fluxes  # noqa: E402
-from refit_heads import INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  # noqa: E402
+from mass_information import stream_arguments, streams_with_measured_fluxes  # noqa: E402
+from refit_heads import INPUT_SETS  # noqa: E402
 
 from jwst_embed.metrics import outlier_fraction, sigma_nmad  # noqa: E402
 from jwst_embed.models import RedshiftHead  # noqa: E402
@@ -91,31 +90,10 @@ def scores(z_pred: np.ndarray, z_true: np.ndarray) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default", help="registered name or file")
-    parser.add_argument("--cache", default=None, help="folder for the embedded streams (see refit_heads.py)")
-    parser.add_argument("--n-train", type=int, default=30000)
-    parser.add_argument("--n-validation", type=int, default=6000)
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    from jwst_embed.training.checkpoint import load_model
-    from jwst_embed.weights import fetch_weights
-
+    args = stream_arguments(__doc__, argv)
     start = time.perf_counter()
-    path = str(fetch_weights(args.model))
-    model = load_model(path).float().eval()
+    model, train, validation = streams_with_measured_fluxes(args)
     shipped = model.heads["redshift"]
-    train = cached_stream(model, args.n_train, TRAIN_SEED, args.cache, path)
-    validation = cached_stream(model, args.n_validation, VALIDATION_SEED, args.cache, path)
-    for data, n, seed in ((train, args.n_train, TRAIN_SEED), (validation, args.n_validation, VALIDATION_SEED)):
-        data["measured_fluxes"], redshift = measured_fluxes(n, seed)
-        if redshift.shape != data["redshift"].shape or not torch.allclose(redshift, data["redshift"]):
-            raise RuntimeError("the stream drawn again does not match the cached one")
     result = {"model": args.model, "n_train": int(len(train["fused"])), "n_validation": int(len(validation["fused"])),
               "steps": args.steps, "variants": {}}  # fmt: skip
     z_true = validation["redshift"].numpy()

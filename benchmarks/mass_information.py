@@ -186,6 +186,18 @@ def streams_with_measured_fluxes(args: argparse.Namespace):
     return model, train, validation
 
 
+def finish(result: dict, name: str, args: argparse.Namespace, argv, start: float) -> dict:
+    """Add the run time and command to ``result``, write ``{name}.json`` under ``--out``, print it."""
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["command"] = f"python benchmarks/{name}.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+    return result
+
+
 def main(argv=None) -> dict:
     args = stream_arguments(__doc__, argv)
     start = time.perf_counter()
@@ -206,14 +218,7 @@ def main(argv=None) -> dict:
         result["variants"][variant] = entry
         print(f"{variant:30s} " + " ".join(f"{entry[n]['std']:7.3f}/{entry[n]['nmad']:.3f}" for n in ["all", *INPUT_SETS]),
               flush=True)  # fmt: skip
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    result["command"] = "python benchmarks/mass_information.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "mass_information.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
-    return result
+    return finish(result, "mass_information", args, argv, start)
 
 
 if __name__ == "__main__":

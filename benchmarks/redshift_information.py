@@ -30,7 +30,6 @@ JSON line; ``--out DIR`` writes ``redshift_information.json``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mass_information import stream_arguments, streams_with_measured_fluxes  # noqa: E402
+from mass_information import finish, stream_arguments, streams_with_measured_fluxes  # noqa: E402
 from refit_heads import INPUT_SETS  # noqa: E402
 
 from jwst_embed.metrics import outlier_fraction, sigma_nmad  # noqa: E402
@@ -114,14 +113,7 @@ def main(argv=None) -> dict:
         result["variants"][variant] = entry
         print(f"{variant:30s} " + " ".join(f"{entry[n]['sigma_nmad']:7.4f}/{entry[n]['outliers']:.3f}" for n in ["all", *INPUT_SETS]),
               flush=True)  # fmt: skip
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    result["command"] = "python benchmarks/redshift_information.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "redshift_information.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
-    return result
+    return finish(result, "redshift_information", args, argv, start)
 
 
 if __name__ == "__main__":

@@ -47,35 +47,38 @@ import torch
 from jwst_embed.preprocessing.stretch import SPECTRUM_SOFTENING_NJY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refit_heads import INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  # noqa: E402
+from refit_heads import ALL_BANDS, INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  # noqa: E402
 
 VARIANTS = ("embedding", "embedding + true z", "embedding + flux scale", "embedding + both",
-            "noiseless spectrum + true z", "embedding + measured fluxes")  # fmt: skip
+            "noiseless spectrum + true z", "embedding + measured fluxes", "embedding + aperture fluxes")  # fmt: skip
 #: Radius of the aperture of the measured image fluxes.
 APERTURE_ARCSEC = 0.3
+#: Radii of the apertures of ``embedding + aperture fluxes``: the 0.3" core and apertures that
+#: hold most of the light of an extended galaxy (the cutout is 2.56" across).
+APERTURES_ARCSEC = (0.3, 0.6, 1.0)
 
 
-def measured_fluxes(n_objects: int, seed: int, chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def measured_fluxes(n_objects: int, seed: int, chunk: int = 500,
+                    radii_arcsec: tuple[float, ...] = (APERTURE_ARCSEC,)) -> tuple[torch.Tensor, torch.Tensor]:
     """Fluxes measured from the *observed* inputs of the objects of `refit_heads.embed_stream`.
 
     The stream is drawn again (the same seed and chunks, so the same objects, input sets and
     order); for each object, from the inputs of its input set only: per band, the asinh of the
-    flux in a 0.3" aperture (over 10 nJy) and whether the band was given; for the spectrum, the
-    asinh of the inverse-variance weighted mean flux over the whole grid and its red half (over
-    1 nJy) and whether it was given. What a user's photometry would add beside the embedding.
-    Returns the ``(N, 19)`` features and the objects' true redshifts (to check the match).
+    flux in apertures of ``radii_arcsec`` (default 0.3"; over 10 nJy) and whether the band was
+    given; for the spectrum, the asinh of the inverse-variance weighted mean flux over the whole
+    grid and its red half (over 1 nJy) and whether it was given. What a user's photometry would
+    add beside the embedding. Returns the ``(N, 8 (len(radii_arcsec) + 1) + 3)`` features and the
+    objects' true redshifts (to check the match).
     """
-    from refit_heads import ALL_BANDS
-
     from jwst_embed.simulation.survey import MockSurvey, SurveyConfig, batch_generator
 
     survey = MockSurvey(SurveyConfig(bands=ALL_BANDS, spectrum_fraction=0.7), device="cpu")
     names = list(INPUT_SETS)
     size_pixels = survey.config.image_grid.n_pixels
-    radius = APERTURE_ARCSEC / survey.config.image_grid.pixel_scale.to_value("arcsec")
     yy, xx = torch.meshgrid(torch.arange(size_pixels), torch.arange(size_pixels), indexing="ij")
     centre = (size_pixels - 1) / 2
-    aperture = ((yy - centre) ** 2 + (xx - centre) ** 2) <= radius**2
+    pixel_arcsec = survey.config.image_grid.pixel_scale.to_value("arcsec")
+    apertures = [((yy - centre) ** 2 + (xx - centre) ** 2) <= (radius / pixel_arcsec) ** 2 for radius in radii_arcsec]
     out, redshift = [], []
     for index, start in enumerate(range(0, n_objects, chunk)):
         size = min(chunk, n_objects - start)
@@ -88,10 +91,12 @@ def measured_fluxes(n_objects: int, seed: int, chunk: int = 500) -> tuple[torch.
             if band in subset.images:
                 image = subset.images[band]
                 present = subset.present[:, subset.modalities.index(band)]
-                flux = torch.where(image.mask | ~aperture, 0.0, image.values).sum(dim=(1, 2))
-                columns += [torch.where(present, torch.asinh(flux / 10.0), 0.0), present.float()]
+                for aperture in apertures:
+                    flux = torch.where(image.mask | ~aperture, 0.0, image.values).sum(dim=(1, 2))
+                    columns.append(torch.where(present, torch.asinh(flux / 10.0), 0.0))
+                columns.append(present.float())
             else:
-                columns += [torch.zeros(len(subset)), torch.zeros(len(subset))]
+                columns += [torch.zeros(len(subset))] * (len(apertures) + 1)
         if "PRISM" in subset.spectra:
             prism = subset.spectra["PRISM"]
             present = subset.present[:, subset.modalities.index("PRISM")]
@@ -126,6 +131,8 @@ def features(data: dict, variant: str) -> torch.Tensor:
         parts.append(flux_scale(data["spectrum_noiseless"]))
     if variant == "embedding + measured fluxes":
         parts.append(data["measured_fluxes"])
+    if variant == "embedding + aperture fluxes":
+        parts.append(data["aperture_fluxes"])
     return torch.cat(parts, dim=1)
 
 
@@ -165,6 +172,7 @@ def stream_arguments(description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--variants", nargs="+", default=None, help="only these input sets of the heads (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     return args
@@ -180,9 +188,15 @@ def streams_with_measured_fluxes(args: argparse.Namespace):
     train = cached_stream(model, args.n_train, TRAIN_SEED, args.cache, path)
     validation = cached_stream(model, args.n_validation, VALIDATION_SEED, args.cache, path)
     for data, n, seed in ((train, args.n_train, TRAIN_SEED), (validation, args.n_validation, VALIDATION_SEED)):
-        data["measured_fluxes"], redshift = measured_fluxes(n, seed)
+        # one draw for both: per band the APERTURES_ARCSEC fluxes and the flag; the 0.3" set is the
+        # first aperture's column and the flag of each band, and the spectrum's three
+        data["aperture_fluxes"], redshift = measured_fluxes(n, seed, radii_arcsec=APERTURES_ARCSEC)
         if redshift.shape != data["redshift"].shape or not torch.allclose(redshift, data["redshift"]):
             raise RuntimeError("the stream drawn again does not match the cached one")
+        per_band = len(APERTURES_ARCSEC) + 1
+        core = [band * per_band + offset for band in range(len(ALL_BANDS)) for offset in (0, per_band - 1)]
+        n_bands = len(ALL_BANDS) * per_band
+        data["measured_fluxes"] = data["aperture_fluxes"][:, core + list(range(n_bands, n_bands + 3))]
     return model, train, validation
 
 
@@ -201,11 +215,15 @@ def finish(result: dict, name: str, args: argparse.Namespace, argv, start: float
 def main(argv=None) -> dict:
     args = stream_arguments(__doc__, argv)
     start = time.perf_counter()
+    variants = VARIANTS if args.variants is None else args.variants
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown --variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     _, train, validation = streams_with_measured_fluxes(args)
     result = {"model": args.model, "n_train": int(len(train["fused"])), "n_validation": int(len(validation["fused"])),
               "steps": args.steps, "variants": {}}  # fmt: skip
     print(f"{'inputs':30s} " + " ".join(f"{name:>15s}" for name in ["all", *INPUT_SETS]) + "   (std / NMAD, dex)")
-    for variant in VARIANTS:
+    for variant in variants:
         with torch.no_grad():
             x_validation = features(validation, variant)
         head = train_mass_head(features(train, variant), train["log_mass"], args.steps)

@@ -12,7 +12,10 @@ the fused embedding and for the PRISM modality's own embedding, beside the trivi
 median redshift of the other folds) and the floor this sample sets (neighbours chosen by their
 true ln(1 + z): 68 objects leave gaps between redshifts). A third row per model finds the
 neighbours after the first linear layer of the model's redshift head (a fixed map, not fitted
-here): how much of the redshift the embedding holds in a form its cosine similarity misses.
+here): how much of the redshift the embedding holds in a form its cosine similarity misses. For a
+model file with a similarity whitening (v9 on), a fourth row compares the fused embeddings as the
+package's similarity search does, after that whitening (`jwst_embed.similarity`; fitted on mocks
+only, nothing here).
 
 Prints a table and, last, one JSON line; writes ``real_knn.json`` with ``--out DIR``.
 
@@ -45,9 +48,16 @@ def fold_of(n_objects: int, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
-def cross_validated_knn(embedding: np.ndarray, z_true: np.ndarray, folds: np.ndarray, k: int) -> np.ndarray:
-    """Median redshift of the ``k`` most cosine-similar objects of the other folds."""
+def cross_validated_knn(embedding: np.ndarray, z_true: np.ndarray, folds: np.ndarray, k: int,
+                        whitening=None) -> np.ndarray:  # fmt: skip
+    """Median redshift of the ``k`` most cosine-similar objects of the other folds.
+
+    With a `~jwst_embed.similarity.SimilarityWhitening`, the unit embeddings are whitened first.
+    """
     unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True).clip(min=1e-12)
+    if whitening is not None:
+        unit = whitening.apply(unit)
+        unit = unit / np.linalg.norm(unit, axis=1, keepdims=True).clip(min=1e-12)
     z_knn = np.empty(len(z_true))
     for fold in np.unique(folds):
         test, train = folds == fold, folds != fold
@@ -90,7 +100,7 @@ def scores(z: np.ndarray, z_true: np.ndarray, population: np.ndarray) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["v3", "v7", "default"])
+    parser.add_argument("--models", nargs="+", default=["v3", "v8", "default"])
     parser.add_argument("--root", default=None, help="folder with the real spectra (default ../shared/real)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--neighbours", type=int, default=5)
@@ -127,19 +137,25 @@ def main(argv=None) -> dict:
                             z_true, population),  # fmt: skip
             "head_layer1": scores(cross_validated_knn(head_first_layer(embedder, embedded.fused), z_true, folds,
                                                       args.neighbours), z_true, population),  # fmt: skip
-            "seconds": round(time.perf_counter() - start, 2),
         }
+        if embedded.whitening is not None:
+            result["models"][name]["fused_whitened"] = scores(
+                cross_validated_knn(embedded.fused, z_true, folds, args.neighbours, embedded.whitening), z_true, population
+            )
+        result["models"][name]["seconds"] = round(time.perf_counter() - start, 2)
 
     print(f"{len(real)} real PRISM spectra, {args.folds}-fold cross-validated {args.neighbours}-NN redshift")
-    print(f"{'model':12s} {'embedding':10s} {'sigma_NMAD':>10s} {'outliers':>9s}")
+    print(f"{'model':12s} {'embedding':14s} {'sigma_NMAD':>10s} {'outliers':>9s}")
     guess = result["median_guess"]["all"]
-    print(f"{'(median)':12s} {'--':10s} {guess['sigma_nmad']:10.4f} {guess['outlier_fraction']:9.1%}")
+    print(f"{'(median)':12s} {'--':14s} {guess['sigma_nmad']:10.4f} {guess['outlier_fraction']:9.1%}")
     floor = result["perfect_neighbours"]["all"]
-    print(f"{'(true z)':12s} {'ln(1+z)':10s} {floor['sigma_nmad']:10.4f} {floor['outlier_fraction']:9.1%}")
+    print(f"{'(true z)':12s} {'ln(1+z)':14s} {floor['sigma_nmad']:10.4f} {floor['outlier_fraction']:9.1%}")
     for name, entry in result["models"].items():
-        for kind in ("fused", "prism", "head_layer1"):
+        for kind in ("fused", "fused_whitened", "prism", "head_layer1"):
+            if kind not in entry:
+                continue
             row = entry[kind]["all"]
-            print(f"{name:12s} {kind:10s} {row['sigma_nmad']:10.4f} {row['outlier_fraction']:9.1%}")
+            print(f"{name:12s} {kind:14s} {row['sigma_nmad']:10.4f} {row['outlier_fraction']:9.1%}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ from . import prediction_tables, tuning
 from .devices import resolve_device
 from .inference import chunked_outputs
 from .models import MultimodalModel
-from .models.serialization import load_model
+from .models.serialization import load_model_and_extras
 from .preprocessing import ImageGrid, SpectralGrid
+from .similarity import SimilarityWhitening
 from .weights import fetch_weights
 
 __all__ = ["MultimodalEmbedder", "EmbeddingResult"]
@@ -52,6 +53,9 @@ class EmbeddingResult:
     input_flag : `~numpy.ndarray`, optional
         ``(N,)`` str: what `jwst_embed.input_checks` found wrong with each object's inputs
         (``""`` when all is fine); an embedding of a flagged object says little about it.
+    whitening : `~jwst_embed.similarity.SimilarityWhitening`, optional
+        The model's whitening of its fused embeddings, which `~jwst_embed.nearest_neighbors`
+        and `~jwst_embed.EmbeddingIndex` apply before cosine similarity (None: plain cosine).
 
     Raises
     ------
@@ -73,6 +77,7 @@ class EmbeddingResult:
     present: np.ndarray
     modality_names: tuple[str, ...]
     input_flag: np.ndarray | None = None
+    whitening: SimilarityWhitening | None = None
 
     def __post_init__(self) -> None:
         self.fused = np.asarray(self.fused, dtype=np.float32)
@@ -102,6 +107,8 @@ class EmbeddingResult:
             self.input_flag = np.asarray(self.input_flag, dtype=str)
             if self.input_flag.shape != (n_objects,):
                 raise ValueError(f"input_flag has shape {self.input_flag.shape}, expected ({n_objects},)")
+        if self.whitening is not None and self.whitening.dim != self.fused.shape[1]:
+            raise ValueError(f"whitening is for width {self.whitening.dim}, fused has width {self.fused.shape[1]}")
 
     def __len__(self) -> int:
         return int(self.fused.shape[0])
@@ -185,6 +192,9 @@ class MultimodalEmbedder:
         config = model.config
         self.image_grid = ImageGrid(n_pixels=config.image_size)
         self.spectral_grid = SpectralGrid(n_pixels=config.spectrum_length)
+        #: The model file's `~jwst_embed.similarity.SimilarityWhitening` (None if it has none):
+        #: handed to every `embed` result for similarity search.
+        self.similarity_whitening: SimilarityWhitening | None = None
 
     @classmethod
     def from_pretrained(
@@ -222,10 +232,11 @@ class MultimodalEmbedder:
         (256, ['log_mass', 'morphology', 'redshift'])
         """
         path = fetch_weights(name_or_path)
-        loaded = load_model(path, map_location="cpu")
-        # load_model returns the model; accept (model, metadata) too so a richer loader still works.
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        return cls(model, device=device)
+        model, extras = load_model_and_extras(path, map_location="cpu")
+        embedder = cls(model, device=device)
+        if "similarity_whitening" in extras:
+            embedder.similarity_whitening = SimilarityWhitening.from_payload(extras["similarity_whitening"])
+        return embedder
 
     @property
     def latent_dim(self) -> int:
@@ -312,6 +323,7 @@ class MultimodalEmbedder:
             present=np.concatenate(present_parts),
             modality_names=modality_names,
             input_flag=np.array(flags, dtype=str),
+            whitening=self.similarity_whitening,
         )
         if not np.isfinite(result.fused).all():
             # Never hand back a NaN embedding silently (e.g. a half-precision overflow).

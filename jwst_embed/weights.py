@@ -63,13 +63,16 @@ class WeightsFile:
     shipped: bool = False
 
 
-#: Registered weights, by model name. "default" (also "v8"): the ``small`` model with a spectrum
-#: line reader (8.2 M parameters, float16 file): v7 with its image encoder, image projection and
-#: morphology head trained for a second leg on whole mock cutouts of simulator 0.3 on two CPU cores
-#: (``configs/finetune_images_cpu_leg2.toml``, 320 steps of 64, redshift and mass labels weighted
-#: up); every other weight is v7's (and v6's), so a spectrum alone gets v6's embedding and p(z) to
-#: the bit. "v7": the previous default, v6 with its image path trained for one such leg
-#: (``configs/finetune_images_cpu.toml``, 306 steps). "v6": v5 with its
+#: Registered weights, by model name. "default" (also "v9"): v8's weights to the bit, and the
+#: whitening of its fused embeddings over 28,521 mocks that similarity search applies
+#: (``benchmarks/fit_similarity_whitening.py``; `jwst_embed.similarity.SimilarityWhitening`).
+#: "v8": the ``small`` model with a spectrum line reader (8.2 M parameters, float16 file): v7
+#: with its image encoder, image projection and morphology head trained for a second leg on whole
+#: mock cutouts of simulator 0.3 on two CPU cores (``configs/finetune_images_cpu_leg2.toml``, 320
+#: steps of 64, redshift and mass labels weighted up); every other weight is v7's (and v6's), so a
+#: spectrum alone gets v6's embedding and p(z) to the bit. "v7": v6 with its image path trained
+#: for one such leg (``configs/finetune_images_cpu.toml``, 306 steps); no longer shipped (in git
+#: history at commit 757ab8a). "v6": v5 with its
 #: stellar-mass and morphology heads refit on clean embeddings of simulator 0.3's mocks
 #: (``benchmarks/refit_heads.py``); no longer shipped (fetched into the cache, or pass its file,
 #: in git history at commit a169f6a). "v5": v4 with its line reader, fusion, heads and decoder
@@ -80,20 +83,25 @@ class WeightsFile:
 #: the model before the line reader (``small``, 7.3 M parameters), pretrained on one H100 with
 #: ``benchmarks/gpu_session.sh``, its heads and decoder refit with ``benchmarks/refit_heads.py``.
 #: Model card: docs/model_card.rst.
-_V8 = WeightsFile(
+_V9 = WeightsFile(
     name="default",
-    filename="jwst_embed-default-v8.pt",
-    sha256="dadf30fdae4430e80afbf321f00dfa424e289af4b6e82b1315c4887bf7f8651e",
+    filename="jwst_embed-default-v9.pt",
+    sha256="5e3117a0ced4403d4b0e186d6b6d2ffc26e1161497afbbb720ea333cb2e9aa82",
     shipped=True,
 )
 REGISTRY: dict[str, WeightsFile] = {
-    "default": _V8,
-    "v8": WeightsFile("v8", _V8.filename, _V8.sha256, shipped=True),
+    "default": _V9,
+    "v9": WeightsFile("v9", _V9.filename, _V9.sha256, shipped=True),
+    "v8": WeightsFile(
+        name="v8",
+        filename="jwst_embed-default-v8.pt",
+        sha256="dadf30fdae4430e80afbf321f00dfa424e289af4b6e82b1315c4887bf7f8651e",
+        shipped=True,
+    ),
     "v7": WeightsFile(
         name="v7",
         filename="jwst_embed-default-v7.pt",
         sha256="cef96ce693483f9f5bcd2c7d27ec6fc625b97e99bd1c474615adddb51d0644fd",
-        shipped=True,
     ),
     "v6": WeightsFile(
         name="v6",

@@ -77,40 +77,48 @@ def test_default_model_brighter_galaxy_is_more_massive(default, jades):
     assert bright - faint > 0.3
 
 
-def test_v7_stays_loadable_by_name(tmp_path, monkeypatch):
+def test_v8_stays_loadable_by_name(tmp_path, monkeypatch):
     """The previous default model ships too and loads by its name, verified by its own hash."""
     monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))
     monkeypatch.setenv("JWST_EMBED_WEIGHTS_URL", "http://127.0.0.1:9/")
-    path = fetch_weights("v7")
-    assert sha256_of(path) == REGISTRY["v7"].sha256 != REGISTRY["default"].sha256
-    assert REGISTRY["v8"].filename == REGISTRY["default"].filename
-    v7 = MultimodalEmbedder.from_pretrained("v7", device="cpu")
-    default = MultimodalEmbedder.from_pretrained("default", device="cpu")
-    assert v7.model.config.to_dict() == default.model.config.to_dict()
-    differs = {key.split(".")[0] if not key.startswith("heads.") else ".".join(key.split(".")[:2])
-               for key, value in v7.model.state_dict().items()
-               if not torch.equal(value, default.model.state_dict()[key])}  # fmt: skip
-    # v8 is v7 with its image path and morphology head trained further: spectra embed as in v7
-    assert differs == {"image_encoder", "image_projection", "heads.morphology"}
-
-
-def test_a_spectrum_alone_embeds_as_in_v7(jades):
-    """v8 changed only the image path: a spectrum without images gets v7's (and v6's) embedding and p(z)."""
-    spectra, cutouts = jades
-    v7 = MultimodalEmbedder.from_pretrained("v7", device="cpu")
+    path = fetch_weights("v8")
+    assert sha256_of(path) == REGISTRY["v8"].sha256 != REGISTRY["default"].sha256
+    assert REGISTRY["v9"].filename == REGISTRY["default"].filename
     v8 = MultimodalEmbedder.from_pretrained("v8", device="cpu")
-    np.testing.assert_array_equal(np.asarray(v8.embed(spectra=spectra).fused), np.asarray(v7.embed(spectra=spectra).fused))
-    old, new = (predict_redshift(spectra=spectra, embedder=e, method="network") for e in (v7, v8))
-    np.testing.assert_array_equal(np.asarray(new["pz"]), np.asarray(old["pz"]))
-    # with a cutout the image path takes part, and it did change
+    default = MultimodalEmbedder.from_pretrained("default", device="cpu")
+    # v9 is v8's weights to the bit, with the similarity whitening added
+    assert v8.model.config.to_dict() == default.model.config.to_dict()
+    state = default.model.state_dict()
+    assert all(torch.equal(value, state[key]) for key, value in v8.model.state_dict().items())
+    assert v8.similarity_whitening is None
+    assert default.similarity_whitening is not None and default.similarity_whitening.dim == default.latent_dim
+    assert default.similarity_whitening.n_objects > 20 * default.latent_dim
+
+
+def test_v9_embeds_as_v8_and_its_results_carry_the_whitening(jades):
+    """Embeddings and predictions of v9 are v8's; only the similarity search changes (whitened)."""
+    from jwst_embed.similarity import nearest_neighbors
+
+    spectra, cutouts = jades
+    v8 = MultimodalEmbedder.from_pretrained("v8", device="cpu")
+    v9 = MultimodalEmbedder.from_pretrained("v9", device="cpu")
     images = {"F150W": [c["F150W"] for c in cutouts]}
-    with_image = [np.asarray(e.embed(images=images, spectra=spectra).fused) for e in (v7, v8)]
-    assert not np.array_equal(*with_image)
+    old, new = (e.embed(images=images, spectra=spectra) for e in (v8, v9))
+    np.testing.assert_array_equal(new.fused, old.fused)
+    assert old.whitening is None and new.whitening is v9.similarity_whitening
+    z_old, z_new = (predict_redshift(spectra=spectra, embedder=e, method="network") for e in (v8, v9))
+    np.testing.assert_array_equal(np.asarray(z_new["pz"]), np.asarray(z_old["pz"]))
+    # the search applies the whitening the results carry: the similarities differ from plain cosine
+    _, plain = nearest_neighbors(new, new, k=2, whitening=None)
+    _, whitened = nearest_neighbors(new, new, k=2)
+    _, same = nearest_neighbors(new, new, k=2, whitening=v9.similarity_whitening)
+    np.testing.assert_array_equal(whitened, same)
+    assert not np.allclose(whitened[:, 1], plain[:, 1])
 
 
-@pytest.mark.parametrize("name", ["v6", "v5", "v4"])
+@pytest.mark.parametrize("name", ["v7", "v6", "v5", "v4"])
 def test_earlier_models_are_registered_but_not_shipped(name, tmp_path, monkeypatch):
-    """v6, v5 and v4 left the package; by name they are fetched into the cache (here: a server that is not there)."""
+    """v7, v6, v5 and v4 left the package; by name they are fetched into the cache (here: a server that is not there)."""
     from jwst_embed.weights import WeightsError
 
     monkeypatch.setenv("JWST_EMBED_CACHE", str(tmp_path))

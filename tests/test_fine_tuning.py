@@ -341,3 +341,25 @@ def test_old_fine_tuning_import_paths_work_and_warn():
 
     with pytest.warns(DeprecationWarning, match="jwst_embed.tuning"):
         assert jwst_embed.training.FineTuner is tuning.FineTuner
+
+
+def test_similarity_whitening_follows_a_frozen_backbone_only(tmp_path, mock):
+    """Heads-only tuning keeps the fused embeddings, so their whitening goes with the model (and its file);
+    tuning the backbone moves them, so the stale whitening is dropped."""
+    from jwst_embed.similarity import SimilarityWhitening
+
+    train, _, _ = mock
+    subset = train.index(torch.arange(64))
+    torch.manual_seed(0)
+    source = MultimodalEmbedder(MultimodalModel(ModelConfig.preset("tiny", image_size=32, spectrum_length=128)), device="cpu")
+    dim = source.latent_dim
+    source.similarity_whitening = SimilarityWhitening.fit(np.random.default_rng(0).normal(size=(4 * dim, dim)))
+    z = subset.targets["redshift"].numpy()
+    frozen = fine_tune(source, batches=subset, labels=z, task="redshift", epochs=1, progress=False)
+    assert frozen.similarity_whitening is source.similarity_whitening
+    loaded = MultimodalEmbedder.from_pretrained(save_embedder(frozen, tmp_path / "frozen.pt"), device="cpu")
+    np.testing.assert_allclose(loaded.similarity_whitening.mean, source.similarity_whitening.mean, atol=1e-6)
+    moved = fine_tune(source, batches=subset, labels=z, task="redshift", epochs=1, freeze_backbone=False, progress=False)
+    assert moved.similarity_whitening is None
+    reloaded = MultimodalEmbedder.from_pretrained(save_embedder(moved, tmp_path / "moved.pt"), device="cpu")
+    assert reloaded.similarity_whitening is None

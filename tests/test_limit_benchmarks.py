@@ -79,3 +79,30 @@ def test_redshift_information_heads_copy_the_shipped_bins_and_learn_from_feature
     shuffled = information.scores(z_pred, z.numpy()[torch.randperm(2000, generator=generator).numpy()])
     assert shuffled["outliers"] > 0.3
     assert information.scores(z_pred[:0], z.numpy()[:0])["n"] == 0
+
+
+def test_whitening_benchmark_knn_finds_the_redshift_a_small_direction_carries():
+    """fit_similarity_whitening.knn_redshift: redshift carried by a low-variance direction is found
+    by whitened neighbours and missed by plain ones (a large nuisance direction dominates them)."""
+    from jwst_embed.similarity import SimilarityWhitening
+
+    fit = _module("fit_similarity_whitening")
+    rng = np.random.default_rng(0)
+
+    def stream(n):
+        # unit vectors in a cone: a large nuisance direction, and ln(1 + z) as an angle in a small plane
+        z = rng.uniform(0.5, 8.0, n)
+        angle = np.log1p(z)
+        x = np.column_stack([np.full(n, 3.0), rng.normal(size=n), 0.1 * np.cos(angle), 0.1 * np.sin(angle)])
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        sets = np.array(list(fit.INPUT_SETS) * (n // len(fit.INPUT_SETS)))
+        return {"fused": torch.as_tensor(x), "redshift": torch.as_tensor(z), "input_set": sets}
+
+    train, validation = stream(6000), stream(1200)
+    whitening = SimilarityWhitening.fit(train["fused"].numpy())
+    plain = fit.knn_redshift(train, validation, None)
+    white = fit.knn_redshift(train, validation, whitening)
+    assert set(plain) == set(fit.INPUT_SETS) and plain["PRISM"]["n"] == 200
+    for name in fit.INPUT_SETS:
+        assert white[name]["sigma_nmad"] < 0.5 * plain[name]["sigma_nmad"]
+        assert white[name]["outlier_fraction"] < 0.5 * plain[name]["outlier_fraction"]

@@ -12,9 +12,9 @@ from jwst_embed.weights import fetch_weights
 
 
 def test_the_recipe_builds_the_shipped_architecture():
-    # v7 is v5 with two heads refit and its image path trained further (v5 no longer ships): the
+    # v8 is v5 with two heads refit and its image path trained further (v5 no longer ships): the
     # architecture is v5's
-    v3, v5 = load_model(fetch_weights("v3")), load_model(fetch_weights("v7"))
+    v3, v5 = load_model(fetch_weights("v3")), load_model(fetch_weights("v8"))
     extended = add_line_reader(v3)
     shapes = {key: tuple(value.shape) for key, value in extended.state_dict().items()}
     assert shapes == {key: tuple(value.shape) for key, value in v5.state_dict().items()}

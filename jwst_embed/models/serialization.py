@@ -43,7 +43,9 @@ __all__ = [
     "load_checkpoint",
     "save_model",
     "load_model",
+    "load_model_and_extras",
     "content_checksum",
+    "EXTRAS",
 ]
 
 #: Format tag of training checkpoints (``latest.pt``).
@@ -185,8 +187,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
+#: What a model file may hold besides its weights: ``similarity_whitening``, the
+#: `~jwst_embed.similarity.SimilarityWhitening` of its fused embeddings over its mock survey.
+EXTRAS = ("similarity_whitening",)
+
+
 def save_model(
-    path: str | os.PathLike, model: torch.nn.Module, metadata: Mapping[str, Any] | None = None
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    metadata: Mapping[str, Any] | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a model-only file: configuration, state dict and metadata (atomically).
 
@@ -198,11 +208,22 @@ def save_model(
         The model (unwrapped from DDP / ``torch.compile``); must have ``config.to_dict()``.
     metadata : mapping, optional
         Plain values to keep with it (training step, data, versions, ...).
+    extras : mapping, optional
+        Named additions that are not weights, only those named in ``EXTRAS``: e.g. ``{"similarity_whitening":
+        SimilarityWhitening.to_payload()}``; read back by ``load_model_and_extras``.
 
     Returns
     -------
     path : `~pathlib.Path`
+
+    Raises
+    ------
+    ValueError
+        If an extra is not one of ``EXTRAS``.
     """
+    unknown = set(extras or {}) - set(EXTRAS)
+    if unknown:
+        raise ValueError(f"unknown model-file extras {sorted(unknown)}; known: {list(EXTRAS)}")
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     config = model.config.to_dict()
     payload = {
@@ -212,6 +233,7 @@ def save_model(
         "state_dict": state,
         "metadata": {"jwst_embed_version": version, "torch_version": str(torch.__version__), **dict(metadata or {})},
         "checksum": content_checksum(config, state),
+        **dict(extras or {}),
     }
     return atomic_save(payload, path)
 
@@ -274,6 +296,28 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     >>> loaded.config == model.config
     True
     """
+    return load_model_and_extras(path, map_location)[0]
+
+
+def load_model_and_extras(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """`load_model`, and the file's ``EXTRAS`` that it holds (``{}`` for a training checkpoint).
+
+    Parameters
+    ----------
+    path, map_location
+        As for `load_model`.
+
+    Returns
+    -------
+    model : `~jwst_embed.models.MultimodalModel`
+    extras : dict
+        e.g. ``{"similarity_whitening": {...}}`` (see `save_model`).
+
+    Raises
+    ------
+    ValueError
+        As for `load_model`.
+    """
     payload = load_checkpoint(path, map_location=map_location)
     tag = payload.get("format")
     if tag == MODEL_FORMAT:
@@ -291,4 +335,5 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise ValueError(f"{path} is not a jwst_embed model or checkpoint file (format {tag!r})")
     model = MultimodalModel(ModelConfig.from_dict(config))
     model.load_state_dict(state)
-    return model.to(map_location).eval()
+    extras = {key: payload[key] for key in EXTRAS if key in payload and tag == MODEL_FORMAT}
+    return model.to(map_location).eval(), extras

@@ -313,6 +313,9 @@ def fine_tune(
     )
     _warn_if_diverged(list(losses), lr)
     tuned = type(embedder)(model.eval(), device=embedder.device)  # a new embedder of the same class
+    # a frozen backbone leaves the fused embeddings as they were, and with them their whitening;
+    # a trained one moves them, and a stale whitening would mislead the similarity search
+    tuned.similarity_whitening = getattr(embedder, "similarity_whitening", None) if freeze_backbone else None
     tuned.fine_tune_history = FineTuneHistory(
         task=task_name,
         head=head_name,
@@ -343,7 +346,7 @@ def _warn_if_diverged(losses: list[float], lr: float) -> None:
 def save_embedder(
     embedder: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write an embedder's model (with its fine-tuned heads) as a model file.
+    """Write an embedder's model (with its fine-tuned heads and its similarity whitening) as a model file.
 
     `~jwst_embed.MultimodalEmbedder.from_pretrained` loads it back with the same
     predictions.
@@ -398,4 +401,6 @@ def save_embedder(
         )
     history = getattr(embedder, "fine_tune_history", None)
     extra = {"fine_tune": history.to_dict()} if history is not None else {}
-    return save_model(path, model, {**extra, **dict(metadata or {})})
+    whitening = getattr(embedder, "similarity_whitening", None)
+    extras = {"similarity_whitening": whitening.to_payload()} if whitening is not None else None
+    return save_model(path, model, {**extra, **dict(metadata or {})}, extras=extras)

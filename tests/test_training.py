@@ -337,3 +337,18 @@ def test_cli_errors_are_one_line_without_debug(tmp_path, capsys):
     assert "seed 0 -> 5" in capsys.readouterr().err
     assert main(["train", "--preset", "tiny", *[a if a != "2" else "3" for a in more], "--resume"]) == 1
     assert "batch_size 2 -> 3" in capsys.readouterr().err
+
+
+def test_the_trained_model_file_carries_a_similarity_whitening(tmp_path):
+    """jwst-embed train fits the whitening of the fused embeddings of its validation mocks (all
+    inputs, spectra alone, images alone) into model.pt; a run that never validated has none."""
+    from jwst_embed import MultimodalEmbedder
+    from jwst_embed.models.serialization import load_model_and_extras
+
+    _trainer(tmp_path / "with", max_steps=2, checkpoint_every=0, n_validation=96, validate_every=2).train()
+    model, extras = load_model_and_extras(tmp_path / "with" / "model.pt")
+    whitening = MultimodalEmbedder.from_pretrained(tmp_path / "with" / "model.pt", device="cpu").similarity_whitening
+    assert set(extras) == {"similarity_whitening"} and whitening.dim == model.config.latent_dim
+    assert 2 * model.config.latent_dim <= whitening.n_objects <= 3 * 96
+    _trainer(tmp_path / "without", max_steps=2, checkpoint_every=0, n_validation=96, validate_every=5).train()
+    assert load_model_and_extras(tmp_path / "without" / "model.pt")[1] == {}

@@ -69,6 +69,7 @@ from .data import (
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .optim import cosine_with_warmup, freeze_all_but, parameter_groups
 from .validation import quick_validation
+from .whitening import fit_similarity_whitening
 
 __all__ = [
     "TrainConfig",
@@ -433,7 +434,14 @@ class Trainer:
                     break
             self.save_checkpoint()
             if (self.step >= config.max_steps or out_of_time) and self.out_dir is not None and context.is_main:
-                save_model(self.out_dir / "model.pt", self.model, {"step": self.step, "train_config": config.to_dict()})
+                # the model file carries the whitening of its fused embeddings of the validation
+                # mocks, which similarity search applies; only in runs that validated (the set is
+                # built already: simulating it just for this would cost a short run minutes)
+                whitening = (fit_similarity_whitening(self.model, self._validation_set, self.autocast_dtype)
+                             if self._validation_set else None)  # fmt: skip
+                extras = {"similarity_whitening": whitening.to_payload()} if whitening is not None else None
+                save_model(self.out_dir / "model.pt", self.model, {"step": self.step, "train_config": config.to_dict()},
+                           extras=extras)  # fmt: skip
         finally:
             bar.close()
             if writer is not None:

@@ -4,8 +4,10 @@ A check between candidates (a training leg's checkpoints, a variant) before the 
 (``benchmarks/seed_table.py``) decides what ships: the seed table's five input sets and its
 metric code, on ``--n-objects`` galaxies of a mock seed that neither the seed table (990001) nor
 the training runs use, and for the seed table's reference set (F150W + PRISM) the 5-nearest-neighbour
-redshift from the fused embeddings (first half of the mocks as neighbours for the second). Prints
-one line per model and input set, and the JSON object last.
+redshift from the fused embeddings (first half of the mocks as neighbours for the second), and
+for a model file with a similarity whitening the same after it (``knn5_whitened_*``: what the
+package's similarity search finds). Prints one line per model and input set, and the JSON object
+last.
 
     python benchmarks/compare_models.py v6 default --n-objects 1500 --json --out benchmarks/results/default_v7
 """
@@ -17,12 +19,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_table import ALL_BANDS, INPUT_SETS, REFERENCE_SET, metrics_of, run_input_sets, simulate  # noqa: E402
 
-from jwst_embed.training.checkpoint import load_model  # noqa: E402
+from jwst_embed.models.serialization import load_model_and_extras  # noqa: E402
+from jwst_embed.similarity import SimilarityWhitening  # noqa: E402
 from jwst_embed.training.validation import knn_redshift, outlier_fraction, sigma_nmad  # noqa: E402
 from jwst_embed.weights import fetch_weights  # noqa: E402
 
@@ -38,7 +42,8 @@ def compare(models, n_objects: int, seed: int = SEED, progress: bool = False) ->
               "morph": batch.targets["morphology"].numpy()}  # fmt: skip
     result = {}
     for name in models:
-        model = load_model(fetch_weights(name)).float().eval()  # a name or a file
+        model, extras = load_model_and_extras(fetch_weights(name))  # a name or a file
+        model = model.float().eval()
         with torch.no_grad():
             predictions = run_input_sets(model, batch, INPUT_SETS, 256, progress)
         result[name] = {}
@@ -49,6 +54,13 @@ def compare(models, n_objects: int, seed: int = SEED, progress: bool = False) ->
         z_knn, z_true = knn_redshift(predictions[REFERENCE_SET]["fused"], labels["z"], n_neighbors=5)
         result[name][REFERENCE_SET]["knn5_z_sigma_nmad"] = round(float(sigma_nmad(z_knn, z_true)), 4)
         result[name][REFERENCE_SET]["knn5_z_outlier_frac"] = round(float(outlier_fraction(z_knn, z_true)), 4)
+        if "similarity_whitening" in extras:
+            whitening = SimilarityWhitening.from_payload(extras["similarity_whitening"])
+            white = whitening.apply(np.asarray(predictions[REFERENCE_SET]["fused"], dtype=np.float64))
+            white /= np.linalg.norm(white, axis=1, keepdims=True)
+            z_knn, z_true = knn_redshift(white, labels["z"], n_neighbors=5)
+            result[name][REFERENCE_SET]["knn5_whitened_z_sigma_nmad"] = round(float(sigma_nmad(z_knn, z_true)), 4)
+            result[name][REFERENCE_SET]["knn5_whitened_z_outlier_frac"] = round(float(outlier_fraction(z_knn, z_true)), 4)
     return result
 
 

@@ -11,7 +11,8 @@ applies. No real spectrum is involved.
 It then checks the whitening on held-out mocks (the validation stream of ``refit_heads.py``, seed
 525252): for up to 1,000 of them per input set, the median redshift of the 5 most similar
 training mocks of the same input set, with plain and with whitened cosine similarity
-(sigma_NMAD and outlier fraction). Prints one JSON line; ``--out DIR`` writes
+(sigma_NMAD and outlier fraction). As in ``refit_heads.py``, an input set with images and PRISM
+holds the ~30% of its mocks that were drawn without a spectrum (they have the images only). Prints one JSON line; ``--out DIR`` writes
 ``fit_similarity_whitening.json``.
 
 Why: cosine similarity of the raw fused embeddings is dominated by their few directions of

@@ -170,7 +170,7 @@ def _search_matrix(embeddings: Any, name: str, whitening: SimilarityWhitening | 
         return _as_matrix(embeddings, name)
     raw = _as_matrix(embeddings, name)  # checks shape and values before whitening
     if raw.shape[1] != whitening.dim:
-        raise ValueError(f"{name} have width {raw.shape[1]} but the whitening is for width {whitening.dim}")
+        raise ValueError(f"{name}: width {raw.shape[1]}, but the whitening is for width {whitening.dim}")
     # on the unit vectors, as the population it was fitted on (fused embeddings are unit vectors)
     return _as_matrix(whitening.apply(raw), name)
 

@@ -52,6 +52,7 @@ from jwst_embed.evaluation import (
 )
 from jwst_embed.models.heads import MORPHOLOGY_CLASSES
 from jwst_embed.reconstruction import match_amplitude
+from jwst_embed.similarity import nearest_neighbors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 H100_DIR = RESULTS / "pretrain_h100_default"
@@ -208,8 +209,7 @@ def run_input_sets(model, batch, input_sets: dict, batch_size: int, progress: bo
                                                             prism.ivar.double().numpy(), prism.mask.numpy() | absent)[:, None]  # fmt: skip
             record["r2_matched"].append(spectrum_r2(decoded_njy, truth.numpy()))
             record["usable"].append(usable.numpy())
-            if name == REFERENCE_SET:
-                record["fused"].append(fused.numpy())
+            record["fused"].append(fused.numpy())
             if sum(len(e) for e in record["examples"]) < keep_examples:
                 record["examples"].append((SPECTRUM_SOFTENING_NJY * torch.sinh(rec[:keep_examples])).numpy())
     result = {}
@@ -221,6 +221,19 @@ def run_input_sets(model, batch, input_sets: dict, batch_size: int, progress: bo
         for key in ("z", "z16", "z84", "pit", "logm", "r2_flux", "r2_stretched", "r2_matched"):
             result[name][key] = np.where(result[name]["usable"], result[name][key], np.nan)
     return result
+
+
+def similarity_knn(fused: np.ndarray, z_true: np.ndarray, whitening, k: int = 5) -> dict:
+    """5-NN redshift as the package's similarity search finds neighbours (second half among the first).
+
+    Each object of the second half gets the median redshift of its ``k`` most similar objects of
+    the first half, by `jwst_embed.nearest_neighbors` with ``whitening`` (None: plain cosine).
+    """
+    half = len(z_true) // 2
+    nearest, _ = nearest_neighbors(fused[half:], fused[:half], k=k, whitening=whitening)
+    z = np.median(z_true[:half][nearest], axis=1)
+    scores = redshift_metrics(z, z_true[half:])
+    return {"sigma_nmad": scores["sigma_nmad"], "outlier_frac": scores["outlier_frac"], "n": int(len(z))}
 
 
 def metrics_of(pred: dict, labels: dict, snr: np.ndarray, rows=None) -> dict:
@@ -533,6 +546,10 @@ def make_rst(result: dict) -> str:
     key = "z_sigma_nmad_snr_ge10"
     body.append(("Redshift sigma_NMAD, S/N >= 10", "--", _fmt(ref.get(key)), _fmt(auto.get(key)),
                  _fmt(prism.get(key)), _fmt(four.get(key)), "--", "--"))  # fmt: skip
+    if "knn5_search_z_sigma_nmad" in ref:
+        for label, key in (("5-NN redshift sigma_NMAD [4]", "knn5_search_z_sigma_nmad"),
+                           ("5-NN redshift outlier fraction [4]", "knn5_search_z_outlier_frac")):
+            body.append((label, "--", _fmt(ref.get(key)), "--", _fmt(prism.get(key)), _fmt(four.get(key)), "--", "--"))
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
     line = " ".join("=" * w for w in widths)
 
@@ -540,6 +557,12 @@ def make_rst(result: dict) -> str:
         return " ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
 
     test = result["test_set"]
+    knn_note = ""
+    if "knn5_search_z_sigma_nmad" in ref:
+        how = "after the model's similarity whitening" if ref.get("knn5_whitened") else "plain cosine similarity"
+        knn_note = ("[4] What similarity search finds: each object of the second half of the test set gets the "
+                    "median redshift of its 5 most similar objects of the first half (``jwst_embed.nearest_neighbors``, "
+                    f"{how}). ")  # fmt: skip
     lines = [
         line, fmt_row(header), line, *(fmt_row(r) for r in body), line, "",
         f"Mock JWST survey, seed {test['seed']}, {test['n_objects']:,} held-out objects; model "
@@ -553,6 +576,7 @@ def make_rst(result: dict) -> str:
         f"[3] As ``reconstruct_spectrum`` returns it: the decoded spectrum scaled to the flux level of the given "
         f"PRISM spectrum (``jwst_embed.reconstruction.match_amplitude``); the rows above are the decoder's own. "
         f"S/N: median per pixel of the noiseless spectrum against its noise. "
+        f"{knn_note}"
         f"Regenerate with ``{COMMAND}``.",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -624,6 +648,15 @@ def main(argv=None) -> dict:
     for name in INPUT_SETS:
         if "PRISM" not in INPUT_SETS[name]:
             input_sets[name]["spec_r2_note"] = "decoded from the images alone (no spectrum given)"
+    # what the similarity search finds: neighbours after the model's whitening (plain cosine too)
+    for name, pred in predictions.items():
+        rows = pred["usable"].astype(bool)  # objects with an input of the set (all, in this test set)
+        whitened = similarity_knn(pred["fused"][rows], labels["z"][rows], embedder.similarity_whitening)
+        plain = similarity_knn(pred["fused"][rows], labels["z"][rows], None)
+        input_sets[name].update(knn5_search_z_sigma_nmad=whitened["sigma_nmad"],
+                                knn5_search_z_outlier_frac=whitened["outlier_frac"],
+                                knn5_plain_z_sigma_nmad=plain["sigma_nmad"], knn5_plain_z_outlier_frac=plain["outlier_frac"],
+                                knn5_whitened=embedder.similarity_whitening is not None)  # fmt: skip
     images_alone = input_sets["F150W"]
     input_sets[REFERENCE_SET]["spec_r2_from_F150W_alone"] = images_alone["spec_r2"]
     input_sets[REFERENCE_SET]["spec_r2_from_F150W_alone_median"] = images_alone["spec_r2_median"]

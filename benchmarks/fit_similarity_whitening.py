@@ -38,7 +38,7 @@ import torch
 
 from jwst_embed.metrics import outlier_fraction, sigma_nmad
 from jwst_embed.models.serialization import load_checkpoint, load_model, save_model
-from jwst_embed.similarity import WHITENING_FLOOR, SimilarityWhitening
+from jwst_embed.similarity import WHITENING_FLOOR, SimilarityWhitening, nearest_neighbors
 from jwst_embed.weights import fetch_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,16 +46,16 @@ from refit_heads import INPUT_SETS, TRAIN_SEED, VALIDATION_SEED, cached_stream  
 
 
 def knn_redshift(train: dict, validation: dict, whitening, k: int = 5, n_queries: int = 1000) -> dict:
-    """Per input set: 5-NN redshift of held-out mocks among training mocks of the same set."""
+    """Per input set: 5-NN redshift of held-out mocks among training mocks of the same set.
+
+    The neighbours are those of `jwst_embed.nearest_neighbors` with ``whitening`` (None: plain cosine).
+    """
     out = {}
     for name in INPUT_SETS:
         reference = np.flatnonzero(train["input_set"] == name)
         queries = np.flatnonzero(validation["input_set"] == name)[:n_queries]
-        vectors = [data["fused"].double().numpy()[rows] for data, rows in ((train, reference), (validation, queries))]
-        if whitening is not None:
-            vectors = [whitening.apply(v) for v in vectors]
-        a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in vectors)
-        nearest = np.argsort(-(b @ a.T), axis=1)[:, :k]
+        nearest, _ = nearest_neighbors(validation["fused"].numpy()[queries], train["fused"].numpy()[reference],
+                                       k=k, whitening=whitening)  # fmt: skip
         z = np.median(train["redshift"].numpy()[reference][nearest], axis=1)
         z_true = validation["redshift"].numpy()[queries]
         out[name] = {"n": int(len(queries)), "sigma_nmad": round(sigma_nmad(z, z_true), 4),
@@ -75,18 +75,20 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     path = str(fetch_weights(args.model))
-    model = load_model(path).float().eval()
+    payload = load_checkpoint(path)
+    model = load_model(path).eval()  # float32 modules, whatever the file stores
     stream = cached_stream(model, args.n_objects, TRAIN_SEED, args.cache, path)
     whitening = SimilarityWhitening.fit(stream["fused"].double().numpy(), floor=args.floor)
-    metadata = dict(load_checkpoint(path).get("metadata", {}))
+    metadata = dict(payload.get("metadata", {}))
     metadata["similarity_whitening"] = (f"{args.note}: {whitening.n_objects} mocks of seed {TRAIN_SEED}, "
                                         f"floor {whitening.floor:g}, from {Path(path).name}")  # fmt: skip
-    stored = load_model(path)
-    if all(value.dtype == torch.float16 for value in load_checkpoint(path)["state_dict"].values() if value.is_floating_point()):
-        stored = stored.half()  # a float16 file stays float16 (load_model builds float32 modules)
-    save_model(args.output, stored, metadata, extras={"similarity_whitening": whitening.to_payload()})
-    eigenvalues = torch.linalg.eigvalsh(torch.cov(stream["fused"].double().T))
     validation = cached_stream(model, 6000, VALIDATION_SEED, args.cache, path)
+    # the same weights, in the file's own precision (the shipped files are float16)
+    stored = payload["state_dict"] if "state_dict" in payload else payload["model"]
+    if all(value.dtype == torch.float16 for value in stored.values() if value.is_floating_point()):
+        model = model.half()
+    save_model(args.output, model, metadata, extras={"similarity_whitening": whitening.to_payload()})
+    eigenvalues = np.linalg.eigvalsh(np.cov(stream["fused"].double().numpy(), rowvar=False))
     result = {"model": args.model, "output": args.output, "n_objects": whitening.n_objects, "floor": whitening.floor,
               "eigenvalues_floored": int((eigenvalues < args.floor * eigenvalues[-1]).sum()),
               "knn_redshift": {"plain": knn_redshift(stream, validation, None),

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jwst_embed import MultimodalEmbedder
+from jwst_embed import MultimodalEmbedder, nearest_neighbors
 from jwst_embed.metrics import outlier_fraction, sigma_nmad
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,17 +52,12 @@ def cross_validated_knn(embedding: np.ndarray, z_true: np.ndarray, folds: np.nda
                         whitening=None) -> np.ndarray:  # fmt: skip
     """Median redshift of the ``k`` most cosine-similar objects of the other folds.
 
-    With a `~jwst_embed.similarity.SimilarityWhitening`, the unit embeddings are whitened first.
+    The neighbours are those of `jwst_embed.nearest_neighbors` with ``whitening`` (None: plain cosine).
     """
-    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True).clip(min=1e-12)
-    if whitening is not None:
-        unit = whitening.apply(unit)
-        unit = unit / np.linalg.norm(unit, axis=1, keepdims=True).clip(min=1e-12)
     z_knn = np.empty(len(z_true))
     for fold in np.unique(folds):
         test, train = folds == fold, folds != fold
-        similarity = unit[test] @ unit[train].T
-        nearest = np.argsort(-similarity, axis=1)[:, :k]
+        nearest, _ = nearest_neighbors(embedding[test], embedding[train], k=k, whitening=whitening)
         z_knn[test] = np.median(z_true[train][nearest], axis=1)
     return z_knn
 
